@@ -1,0 +1,17 @@
+"""ganforge: train, evaluate and explain generative adversarial networks."""
+from ganforge.config import Config, load_config
+from ganforge.errors import GanforgeError
+
+__version__ = "0.1.0"
+__all__ = ["Config", "GanforgeError", "load_config", "train", "load_generator", "__version__"]
+
+
+def __getattr__(name):
+    # Lazy, so that `import ganforge` stays cheap for the command line.
+    if name == "train":
+        from ganforge.train.loop import train
+        return train
+    if name == "load_generator":
+        from ganforge.train.checkpoint import load_generator
+        return load_generator
+    raise AttributeError(name)

@@ -1,0 +1,130 @@
+"""The ``ganforge`` command. Thin: parses arguments and calls the library.
+
+Errors a user can fix print one line (``ganforge: error: ...``) and exit with code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ganforge.errors import GanforgeError
+
+EXAMPLES = """examples:
+  ganforge presets
+  ganforge train demo
+  ganforge train dcgan-mnist train.steps=2000 loss.generator=minimax --out runs/dcgan
+  ganforge train --resume runs/dcgan train.steps=4000
+  ganforge sample runs/dcgan --n 100 --out grid.png
+"""
+
+
+def _cmd_presets(args) -> int:
+    from ganforge.config import preset_description, preset_names
+
+    names = preset_names()
+    width = max(map(len, names))
+    for name in names:
+        print(f"{name:<{width}}  {preset_description(name)}")
+    return 0
+
+
+def _cmd_train(args) -> int:
+    from ganforge.config import load_config, load_run_config
+    from ganforge.train.loop import train
+
+    if args.resume:
+        preset_given = [a for a in args.args if "=" not in a]
+        if preset_given:
+            raise GanforgeError(f"with --resume give only key=value overrides, not "
+                                f"'{preset_given[0]}'; the run folder's config.yaml is used")
+        if args.out or args.overwrite:
+            raise GanforgeError("--resume continues the run in place; drop --out/--overwrite")
+        run_dir = Path(args.resume)
+        if not run_dir.is_dir():
+            raise GanforgeError(f"--resume '{run_dir}' is not a folder; give a ganforge run folder")
+        cfg = load_run_config(run_dir / "config.yaml", args.args)
+        train(cfg, run_dir, resume=True)
+        return 0
+    if not args.args or "=" in args.args[0]:
+        raise GanforgeError("train needs a preset name or a .yaml file first (see `ganforge "
+                            "presets`), or --resume RUN_DIR")
+    preset, overrides = args.args[0], args.args[1:]
+    cfg = load_config(preset, overrides)
+    out = Path(args.out) if args.out else Path("runs") / Path(preset).stem
+    train(cfg, out, overwrite=args.overwrite)
+    return 0
+
+
+def _cmd_sample(args) -> int:
+    import numpy as np
+
+    from ganforge.sampling import fixed_inputs, generate
+    from ganforge.train.checkpoint import load_generator
+    from ganforge.viz import save_grid
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".png", ".npy"):
+        raise GanforgeError(f"--out '{out}' must end in .png (a grid) or .npy (raw samples)")
+    if args.n < 1:
+        raise GanforgeError(f"--n {args.n} must be at least 1")
+    g, cfg = load_generator(args.run_dir, step=args.step)
+    if args.label is not None:
+        if not cfg.model.conditional:
+            raise GanforgeError("--label needs a conditional model; this run is unconditional")
+        if not 0 <= args.label < cfg.model.num_classes:
+            raise GanforgeError(f"--label {args.label} is out of range; "
+                                f"choose 0..{cfg.model.num_classes - 1}")
+    z, y = fixed_inputs(cfg, args.n, seed=args.seed, label=args.label)
+    images = generate(g, z, y)  # (N, C, H, W) in [-1, 1]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".npy":
+        np.save(out, images.numpy().astype(np.float32))
+    else:
+        save_grid(images, out, nrow=10 if cfg.model.conditional and args.label is None else None)
+    print(f"wrote {len(images)} samples of shape {tuple(images.shape[1:])} to {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ganforge", description="Train, evaluate and explain GANs.",
+                                epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("presets", help="list the presets with a one-line description")
+
+    t = sub.add_parser("train", help="train a preset or a YAML config",
+                       description="ganforge train PRESET|FILE.yaml [key=value ...]")
+    t.add_argument("args", nargs="*", metavar="PRESET|key=value",
+                   help="a preset name or .yaml file, then dotted overrides such as train.steps=300")
+    t.add_argument("--out", help="run folder (default: runs/PRESET)")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its newest checkpoint")
+
+    s = sub.add_parser("sample", help="draw samples from a trained run")
+    s.add_argument("run_dir")
+    s.add_argument("--n", type=int, default=100, help="number of samples (default 100)")
+    s.add_argument("--label", type=int, help="class to draw (conditional models)")
+    s.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    s.add_argument("--step", type=int, help="checkpoint step (default: the newest)")
+    s.add_argument("--out", required=True, help="FILE.png for a grid, FILE.npy for raw samples")
+    return p
+
+
+COMMANDS = {"presets": _cmd_presets, "train": _cmd_train, "sample": _cmd_sample}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except GanforgeError as e:
+        print(f"ganforge: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ganforge: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

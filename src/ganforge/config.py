@@ -1,0 +1,254 @@
+"""Typed configuration: dataclass defaults, YAML presets that list only differences, and
+dotted ``key=value`` overrides. Everything is validated before a run folder is touched.
+
+OmegaConf does the merging and the type checks; this module turns its exceptions into one-line
+messages that name the key and what is accepted, and checks registry names and ranges.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, List, Optional
+
+import yaml
+from omegaconf import OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+from ganforge.errors import ConfigError
+
+
+@dataclass
+class DataConfig:
+    name: str = "mnist"  # a name registered in ganforge.data
+    root: str = "data"  # where dataset files live (or go, with download=true)
+    download: bool = False  # allow torchvision to download full datasets
+    image_size: int = 28  # images are resized to image_size x image_size
+    channels: int = 1  # 1 (grey) or 3 (RGB); data is converted when it differs
+    limit: Optional[int] = None  # keep at most this many training images
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "dcgan"  # "mlp" (seed 000) or "dcgan" (seed 003)
+    z_dim: int = 100
+    z_dist: str = "normal"  # "normal" N(0, 1) or "uniform" U(-1, 1)
+    conditional: bool = False  # concatenate the one-hot label to z and every layer
+    num_classes: int = 10
+    g_width: int = 64  # DCGAN: channels of G's last hidden layer (doubled per layer up)
+    d_width: int = 64  # DCGAN: channels of D's first layer
+    g_hidden: List[int] = field(default_factory=lambda: [256, 512, 1024])  # MLP G
+    d_hidden: List[int] = field(default_factory=lambda: [512, 256])  # MLP D
+
+
+@dataclass
+class LossConfig:
+    discriminator: str = "cross-entropy"
+    generator: str = "non-saturating"  # or "minimax", "maximum-likelihood"
+
+
+@dataclass
+class OptimConfig:
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000  # iterations of Algorithm 1
+    batch_size: int = 64
+    d_steps: int = 1  # k: D updates per iteration
+    g_steps: int = 1  # G updates per iteration
+    seed: int = 0
+    device: str = "auto"  # "auto", "cpu", "cuda" or "cuda:N"
+    log_every: int = 10
+    sample_every: int = 100
+    checkpoint_every: int = 500
+    progress: bool = True  # progress bar on the terminal
+    tensorboard: bool = True
+
+
+@dataclass
+class Config:
+    description: str = ""
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+Z_DISTS = ("normal", "uniform")
+PRESET_PACKAGE = "ganforge.presets"
+
+
+# ----------------------------------------------------------------------------- presets
+
+def preset_names() -> list[str]:
+    files = resources.files(PRESET_PACKAGE).iterdir()
+    return sorted(p.name[:-5] for p in files if p.name.endswith(".yaml"))
+
+
+def _read_yaml(text: str, where: str) -> dict:
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{where}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping of settings, got {type(data).__name__}")
+    return data
+
+
+def preset_dict(name: str) -> dict:
+    """The raw YAML of a preset name or a path to a .yaml file."""
+    if name.endswith((".yaml", ".yml")):
+        path = Path(name)
+        if not path.is_file():
+            raise ConfigError(f"config file '{name}' does not exist")
+        return _read_yaml(path.read_text(), name)
+    if name not in preset_names():
+        raise ConfigError(
+            f"unknown preset '{name}'; choose one of: {', '.join(preset_names())} "
+            "(or give a path to a .yaml file)")
+    text = resources.files(PRESET_PACKAGE).joinpath(f"{name}.yaml").read_text()
+    return _read_yaml(text, f"preset {name}")
+
+
+# ----------------------------------------------------------------------------- merging
+
+def _fields_of(cls) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def _section_class(full_key: str):
+    """The dataclass that owns the parent of a dotted key, for listing valid keys."""
+    cls = Config
+    for part in full_key.split(".")[:-1]:
+        types = {f.name: f.type for f in dataclasses.fields(cls)}
+        sub = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig,
+               "optim": OptimConfig, "train": TrainConfig}.get(part)
+        if part not in types or sub is None:
+            return cls
+        cls = sub
+    return cls
+
+
+def _explain(e: OmegaConfBaseException, source: str) -> ConfigError:
+    key = getattr(e, "full_key", None) or getattr(e, "key", None) or "?"
+    if isinstance(e, ConfigKeyError) or "not in" in str(e):
+        cls = _section_class(str(key))
+        prefix = str(key).rsplit(".", 1)[0] + "." if "." in str(key) else ""
+        valid = ", ".join(prefix + f for f in _fields_of(cls))
+        return ConfigError(f"unknown key '{key}' in {source}; valid keys: {valid}")
+    first = str(e).splitlines()[0]
+    return ConfigError(f"bad value for '{key}' in {source}: {first}")
+
+
+def parse_overrides(overrides: list[str]) -> dict:
+    """``["train.steps=300", "loss.generator=minimax"]`` -> nested dict (values parsed as YAML)."""
+    out: dict = {}
+    for item in overrides:
+        if "=" not in item or item.startswith("="):
+            raise ConfigError(f"override '{item}' is not of the form key=value "
+                              "(e.g. train.steps=300)")
+        key, _, value = item.partition("=")
+        try:
+            parsed = yaml.safe_load(value) if value != "" else ""
+        except yaml.YAMLError:
+            parsed = value
+        node = out
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override '{item}' conflicts with an earlier override")
+        node[parts[-1]] = parsed
+    return out
+
+
+def build_config(base: dict | None = None, *layers: tuple[dict, str]) -> Config:
+    """Merge dict layers (each with a name for error messages) onto the defaults and validate."""
+    cfg = OmegaConf.structured(Config)
+    for layer, source in ([(base, "preset")] if base is not None else []) + list(layers):
+        try:
+            cfg = OmegaConf.merge(cfg, OmegaConf.create(layer))
+        except OmegaConfBaseException as e:
+            raise _explain(e, source) from None
+    obj: Config = OmegaConf.to_object(cfg)  # type: ignore[assignment]
+    validate(obj)
+    return obj
+
+
+def load_config(preset: str, overrides: list[str] = ()) -> Config:
+    """Defaults <- preset (a name or a YAML path) <- command-line overrides."""
+    return build_config(preset_dict(preset), (parse_overrides(list(overrides)), "overrides"))
+
+
+def load_run_config(path: Path, overrides: list[str] = ()) -> Config:
+    """The resolved config a run folder holds, with optional overrides on top."""
+    if not path.is_file():
+        raise ConfigError(f"{path} does not exist; is this a ganforge run folder?")
+    return build_config(_read_yaml(path.read_text(), str(path)),
+                        (parse_overrides(list(overrides)), "overrides"))
+
+
+def to_yaml(cfg: Config) -> str:
+    return yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False)
+
+
+# ----------------------------------------------------------------------------- validation
+
+def _choice(key: str, value: str, choices) -> None:
+    if value not in choices:
+        raise ConfigError(f"{key}='{value}' is not known; choose one of: {', '.join(choices)}")
+
+
+def _positive(key: str, value, minimum=1) -> None:
+    if value is None or value < minimum:
+        raise ConfigError(f"{key}={value} is out of range; it must be >= {minimum}")
+
+
+def validate(cfg: Config) -> None:
+    """Registry names and ranges. Raises ConfigError with a one-line message."""
+    from ganforge.data import DATASETS
+    from ganforge.losses import D_LOSSES, G_LOSSES
+    from ganforge.models import MODELS
+
+    _choice("data.name", cfg.data.name, DATASETS.names())
+    _choice("model.arch", cfg.model.arch, MODELS.names())
+    _choice("model.z_dist", cfg.model.z_dist, Z_DISTS)
+    _choice("loss.discriminator", cfg.loss.discriminator, D_LOSSES.names())
+    _choice("loss.generator", cfg.loss.generator, G_LOSSES.names())
+    if cfg.data.channels not in (1, 3):
+        raise ConfigError(f"data.channels={cfg.data.channels} is not supported; use 1 or 3")
+    if cfg.data.limit is not None:
+        _positive("data.limit", cfg.data.limit)
+    for key in ("data.image_size", "model.z_dim", "model.num_classes", "model.g_width",
+                "model.d_width", "train.steps", "train.batch_size", "train.d_steps",
+                "train.g_steps", "train.log_every", "train.sample_every",
+                "train.checkpoint_every"):
+        section, name = key.split(".")
+        _positive(key, getattr(getattr(cfg, section), name))
+    for key in ("optim.lr_g", "optim.lr_d"):
+        section, name = key.split(".")
+        if not getattr(getattr(cfg, section), name) > 0:
+            raise ConfigError(f"{key} must be > 0")
+    for key in ("optim.beta1", "optim.beta2"):
+        value = getattr(cfg.optim, key.split(".")[1])
+        if not 0 <= value < 1:
+            raise ConfigError(f"{key}={value} is out of range; it must be in [0, 1)")
+    dev = cfg.train.device
+    if not (dev in ("auto", "cpu", "cuda", "mps") or dev.startswith("cuda:")):
+        raise ConfigError(f"train.device='{dev}' is not known; choose auto, cpu, cuda or cuda:N")
+    MODELS.get(cfg.model.arch).check(cfg)
+
+
+def preset_description(name: str) -> str:
+    return str(preset_dict(name).get("description", "")).strip()
+
+
+def as_dict(cfg: Config) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)

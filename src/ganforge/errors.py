@@ -1,0 +1,17 @@
+"""Errors a user can fix. The command line prints them as one line and exits with code 2."""
+
+
+class GanforgeError(Exception):
+    """Base class: the message is one line naming what was wrong and what is accepted."""
+
+
+class ConfigError(GanforgeError):
+    pass
+
+
+class DataError(GanforgeError):
+    pass
+
+
+class CheckpointError(GanforgeError):
+    pass

@@ -1,0 +1,72 @@
+"""Adversarial losses as pure functions of D's logits (never of probabilities, for stability).
+
+Conventions follow Goodfellow's NIPS 2016 tutorial (seed 004), with D(x) = sigmoid(logit):
+
+    J(D) = -1/2 E_x log D(x) - 1/2 E_z log(1 - D(G(z)))
+
+which is half of the ``d_loss_real + d_loss_fake`` written in carpedm20's DCGAN code (seed 003);
+Adam is invariant to that constant factor. Useful identities on logits l:
+``-log sigmoid(l) = softplus(-l)`` and ``-log(1 - sigmoid(l)) = softplus(l)``.
+
+To add an objective, write a function and decorate it with ``@D_LOSSES.register(name)`` or
+``@G_LOSSES.register(name)``; the training loop looks it up from ``loss.discriminator`` /
+``loss.generator``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ganforge.registry import Registry
+
+DLoss = Callable[[Tensor, Tensor], Tensor]
+GLoss = Callable[[Tensor], Tensor]
+
+D_LOSSES: Registry[DLoss] = Registry("discriminator loss")
+G_LOSSES: Registry[GLoss] = Registry("generator loss")
+
+
+@D_LOSSES.register("cross-entropy")
+def d_cross_entropy(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """J(D) = -1/2 E log D(x) - 1/2 E log(1 - D(G(z)))."""
+    return 0.5 * F.softplus(-real_logits).mean() + 0.5 * F.softplus(fake_logits).mean()
+
+
+@G_LOSSES.register("minimax")
+def g_minimax(fake_logits: Tensor) -> Tensor:
+    """Saturating J(G) = -J(D) = 1/2 E log(1 - D(G(z))) (the real term has no G gradient)."""
+    return -0.5 * F.softplus(fake_logits).mean()
+
+
+@G_LOSSES.register("non-saturating")
+def g_non_saturating(fake_logits: Tensor) -> Tensor:
+    """J(G) = -1/2 E log D(G(z)): strong gradients while D still rejects the samples."""
+    return 0.5 * F.softplus(-fake_logits).mean()
+
+
+@G_LOSSES.register("maximum-likelihood")
+def g_maximum_likelihood(fake_logits: Tensor) -> Tensor:
+    """J(G) = -1/2 E exp(sigma^-1(D(G(z)))) = -1/2 E exp(logit); matches the maximum-likelihood
+    gradient when D is optimal (seed 004)."""
+    return -0.5 * torch.exp(fake_logits).mean()
+
+
+def discriminator_stats(real_logits: Tensor, fake_logits: Tensor) -> dict[str, Tensor]:
+    """What a person watches during training, as detached tensors (no host sync here).
+
+    js_estimate = 1/2 L(D, G) + log 2 with L = E log D(x) + E log(1 - D(G(z))) (seed 000);
+    it lies in [0, log 2] and approaches log 2 as D separates real from fake perfectly.
+    """
+    real_logits, fake_logits = real_logits.detach().float(), fake_logits.detach().float()
+    value = -(F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean())
+    correct = (real_logits > 0).float().sum() + (fake_logits < 0).float().sum()
+    return {
+        "d_acc": correct / (real_logits.numel() + fake_logits.numel()),
+        "d_real": torch.sigmoid(real_logits).mean(),
+        "d_fake": torch.sigmoid(fake_logits).mean(),
+        "js_estimate": 0.5 * value + math.log(2.0),
+    }

@@ -1,0 +1,173 @@
+"""Checkpoints: safetensors for every tensor plus JSON for the rest, so that loading executes
+nothing from the files. A checkpoint is a folder ``checkpoints/step_NNNNNN/`` written under a
+temporary name and renamed into place, so a crash mid-write leaves the previous one intact.
+
+    generator.safetensors      G's parameters and buffers
+    discriminator.safetensors  D's parameters and buffers
+    optim_g.safetensors, optim_d.safetensors   Adam moments and step counts
+    state.safetensors          RNG states and the data sampler's permutation
+    state.json                 step, optimiser hyper-parameters
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ganforge.errors import CheckpointError
+
+CKPT_DIR = "checkpoints"
+_STEP = re.compile(r"^step_(\d{6,})$")
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step_{step:06d}"
+
+
+def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    root = Path(run_dir) / CKPT_DIR
+    if not root.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := _STEP.match(p.name))]
+    return sorted(f for f in found if (f[1] / "state.json").is_file())
+
+
+def latest_checkpoint(run_dir: Path) -> Path:
+    found = list_checkpoints(run_dir)
+    if not found:
+        raise CheckpointError(f"no checkpoint in '{run_dir}'; expected a ganforge run folder "
+                              f"with {CKPT_DIR}/step_NNNNNN/ inside")
+    return found[-1][1]
+
+
+# ----------------------------------------------------------------------------- optimiser state
+
+def _optim_to_files(opt: torch.optim.Optimizer) -> tuple[dict, list]:
+    sd = opt.state_dict()
+    tensors = {}
+    for idx, state in sd["state"].items():
+        for key, value in state.items():
+            t = value if torch.is_tensor(value) else torch.tensor(value)
+            tensors[f"{idx}.{key}"] = t.detach().cpu().contiguous()
+    return tensors, sd["param_groups"]
+
+
+def _optim_from_files(tensors: dict, groups: list) -> dict:
+    state: dict = {}
+    for name, value in tensors.items():
+        idx, key = name.split(".", 1)
+        state.setdefault(int(idx), {})[key] = value
+    return {"state": state, "param_groups": groups}
+
+
+# ----------------------------------------------------------------------------- save / load
+
+def save_checkpoint(run_dir: Path, step: int, g: nn.Module, d: nn.Module,
+                    opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
+                    state: dict[str, torch.Tensor]) -> Path:
+    root = Path(run_dir) / CKPT_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / checkpoint_name(step)
+    tmp = root / f".{final.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    save_file(_cpu(g.state_dict()), tmp / "generator.safetensors")
+    save_file(_cpu(d.state_dict()), tmp / "discriminator.safetensors")
+    groups = {}
+    for name, opt in (("optim_g", opt_g), ("optim_d", opt_d)):
+        tensors, groups[name] = _optim_to_files(opt)
+        save_file(tensors, tmp / f"{name}.safetensors")
+    save_file(_cpu(state), tmp / "state.safetensors")
+    (tmp / "state.json").write_text(json.dumps({"step": step, "param_groups": groups}, indent=1))
+    for f in tmp.iterdir():  # make the bytes durable before the rename publishes them
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+    if final.exists():  # re-saving a step: move the old one aside, never delete it first
+        old = root / f".{final.name}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+    return final
+
+
+def _cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+
+
+def _read(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(path)
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"cannot read '{path}': {str(e).splitlines()[0]}") from None
+
+
+def load_weights(module: nn.Module, path: Path, what: str) -> None:
+    """Load a safetensors state dict, naming the first mismatch against the model."""
+    tensors = _read(path)
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    extra = sorted(set(tensors) - set(expected))
+    if missing or extra:
+        raise CheckpointError(
+            f"{what} in '{path.parent}' does not match the config: "
+            f"{'missing ' + missing[0] if missing else 'unexpected ' + extra[0]} "
+            f"({len(missing)} missing, {len(extra)} unexpected tensors); "
+            "the checkpoint must come from a run with the same model settings")
+    for k, v in expected.items():
+        if v.shape != tensors[k].shape:
+            raise CheckpointError(
+                f"{what} in '{path.parent}' does not match the config: '{k}' has shape "
+                f"{tuple(tensors[k].shape)} in the checkpoint but {tuple(v.shape)} in the model; "
+                "the checkpoint must come from a run with the same model settings")
+    module.load_state_dict(tensors)
+
+
+def load_checkpoint(path: Path, g: nn.Module, d: nn.Module, opt_g: torch.optim.Optimizer,
+                    opt_d: torch.optim.Optimizer) -> tuple[int, dict[str, torch.Tensor]]:
+    """Restore models and optimisers in place; returns (step, state tensors)."""
+    try:
+        meta = json.loads((path / "state.json").read_text())
+        step, groups = int(meta["step"]), meta["param_groups"]
+    except (OSError, ValueError, KeyError) as e:
+        raise CheckpointError(f"cannot read '{path / 'state.json'}': {e}") from None
+    load_weights(g, path / "generator.safetensors", "generator")
+    load_weights(d, path / "discriminator.safetensors", "discriminator")
+    for name, opt in (("optim_g", opt_g), ("optim_d", opt_d)):
+        sd = _optim_from_files(_read(path / f"{name}.safetensors"), groups[name])
+        try:
+            opt.load_state_dict(sd)
+        except (ValueError, KeyError, RuntimeError) as e:
+            raise CheckpointError(f"optimiser state in '{path}' does not match the model: "
+                                  f"{str(e).splitlines()[0]}") from None
+    return step, _read(path / "state.safetensors")
+
+
+def load_generator(run_dir: str | Path, step: int | None = None,
+                   device: str | torch.device = "cpu"):
+    """(G in eval mode, config) from a run folder's newest checkpoint, or the given step."""
+    from ganforge.config import load_run_config
+    from ganforge.models import build_models
+
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir / "config.yaml")
+    if step is None:
+        path = latest_checkpoint(run_dir)
+    else:
+        path = run_dir / CKPT_DIR / checkpoint_name(step)
+        if not (path / "state.json").is_file():
+            steps = [s for s, _ in list_checkpoints(run_dir)]
+            raise CheckpointError(f"no checkpoint for step {step} in '{run_dir}'; "
+                                  f"available steps: {', '.join(map(str, steps)) or 'none'}")
+    g, _ = build_models(cfg)
+    load_weights(g, path / "generator.safetensors", "generator")
+    return g.to(device).eval(), cfg

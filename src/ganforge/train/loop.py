@@ -1,0 +1,215 @@
+"""The one training loop: Algorithm 1 of Goodfellow et al. (2014).
+
+Each iteration makes ``train.d_steps`` (k) discriminator updates, then ``train.g_steps``
+generator updates. G runs once per iteration and its output is reused, detached, for D's first
+update; only extra D or G updates run G again. Everything else (losses, models, data) is looked
+up by name from the config, so the loop has no per-variant branches.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from ganforge.config import Config, to_yaml
+from ganforge.data import Batches, load_data
+from ganforge.errors import CheckpointError, ConfigError, DataError
+from ganforge.losses import D_LOSSES, G_LOSSES, discriminator_stats
+from ganforge.models import build_models
+from ganforge.sampling import fixed_inputs, generate, sample_z
+from ganforge.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from ganforge.viz import make_gif, plot_curves, save_grid
+from ganforge.viz.plots import read_metrics
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"train.device='{name}' but no CUDA device is available; "
+                          "use train.device=cpu or auto")
+    return device
+
+
+def _prepare_new_run(run_dir: Path, overwrite: bool) -> None:
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not overwrite:
+            raise ConfigError(f"run folder '{run_dir}' already exists; pass --overwrite to "
+                              "replace it, --resume to continue it, or choose another --out")
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _truncate_metrics(path: Path, last_step: int) -> None:
+    """On resume, drop records logged after the checkpoint (they will be logged again)."""
+    records = [r for r in read_metrics(path) if r["step"] <= last_step]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+class _StopFlag:
+    """First Ctrl-C asks the loop to stop at the end of the current step (then it checkpoints);
+    a second one interrupts at once."""
+
+    def __init__(self):
+        self.stop = False
+        self._old = None
+
+    def __enter__(self):
+        try:
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread
+            self._old = None
+        return self
+
+    def _handle(self, signum, frame):
+        if self.stop:
+            raise KeyboardInterrupt
+        self.stop = True
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
+def train(cfg: Config, run_dir: str | Path, *, overwrite: bool = False, resume: bool = False,
+          log=print) -> Path:
+    """Train ``cfg`` into ``run_dir`` (or continue it from its newest checkpoint with
+    ``resume=True``). Returns the run folder. Nothing is written until every input checks out."""
+    run_dir = Path(run_dir)
+    device = resolve_device(cfg.train.device)
+    t = cfg.train
+
+    # --- everything that can fail on bad input happens before the run folder is touched
+    data = load_data(cfg)
+    if cfg.model.conditional and data.num_classes > cfg.model.num_classes:
+        raise DataError(f"the data has {data.num_classes} classes but model.num_classes="
+                        f"{cfg.model.num_classes}; raise model.num_classes")
+    torch.manual_seed(t.seed)
+    g, d = build_models(cfg)
+    g, d = g.to(device), d.to(device)
+    opt_g = torch.optim.Adam(g.parameters(), lr=cfg.optim.lr_g, betas=(cfg.optim.beta1, cfg.optim.beta2))
+    opt_d = torch.optim.Adam(d.parameters(), lr=cfg.optim.lr_d, betas=(cfg.optim.beta1, cfg.optim.beta2))
+    batches = Batches(data, t.batch_size, device, t.seed)
+    noise = torch.Generator(device=device).manual_seed(t.seed + 1)
+    d_loss_fn, g_loss_fn = D_LOSSES.get(cfg.loss.discriminator), G_LOSSES.get(cfg.loss.generator)
+
+    start = 0
+    if resume:
+        start, state = load_checkpoint(latest_checkpoint(run_dir), g, d, opt_g, opt_d)
+        if t.steps <= start:
+            raise CheckpointError(f"the run is already at step {start}; pass train.steps=N with "
+                                  f"N > {start} to continue it")
+        batches.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("data.")})
+        noise.set_state(state["rng.noise"])
+        torch.set_rng_state(state["rng.torch"])
+        _truncate_metrics(run_dir / "metrics.jsonl", start)
+    else:
+        _prepare_new_run(run_dir, overwrite)
+    (run_dir / "config.yaml").write_text(to_yaml(cfg))
+    (run_dir / "samples").mkdir(exist_ok=True)
+    log(f"data: {data.source}")
+    log(f"run folder: {run_dir} (device {device}, steps {start} -> {t.steps})")
+
+    z_fixed, y_fixed = fixed_inputs(cfg)
+    writer = None
+    if t.tensorboard:
+        from torch.utils.tensorboard import SummaryWriter
+        writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=start + 1 if start else None)
+    metrics_file = open(run_dir / "metrics.jsonl", "a")
+
+    def z_like(n: int) -> torch.Tensor:
+        return sample_z(n, cfg.model.z_dim, cfg.model.z_dist, noise, device)
+
+    def checkpoint(step: int) -> None:
+        state = {"rng.noise": noise.get_state(), "rng.torch": torch.get_rng_state(),
+                 **{f"data.{k}": v for k, v in batches.state_dict().items()}}
+        save_checkpoint(run_dir, step, g, d, opt_g, opt_d, state)
+
+    sums: dict[str, torch.Tensor] = {}
+    count, step, t0 = 0, start, time.time()
+    bar = tqdm(total=t.steps, initial=start, disable=not t.progress, dynamic_ncols=True,
+               desc="train", unit="step", file=sys.stderr)
+    with _StopFlag() as flag:
+        for step in range(start + 1, t.steps + 1):
+            real, y = batches.next()  # (B, C, H, W) in [-1, 1], (B,)
+            y = y if cfg.model.conditional else None
+            fake = g(z_like(len(real)), y)  # G runs once; D sees it detached
+
+            # --- discriminator: k updates ascending V(D, G)
+            for i in range(t.d_steps):
+                if i > 0:
+                    real, y = batches.next()
+                    y = y if cfg.model.conditional else None
+                    with torch.no_grad():
+                        fake_d = g(z_like(len(real)), y)
+                else:
+                    fake_d = fake.detach()
+                real_logits, fake_logits = d(real, y), d(fake_d, y)
+                d_loss = d_loss_fn(real_logits, fake_logits)
+                opt_d.zero_grad(set_to_none=True)
+                d_loss.backward()
+                opt_d.step()
+
+            # --- generator: D is frozen while G trains
+            d.requires_grad_(False)
+            for j in range(t.g_steps):
+                if j > 0:
+                    fake = g(z_like(len(real)), y)
+                g_loss = g_loss_fn(d(fake, y))
+                opt_g.zero_grad(set_to_none=True)
+                g_loss.backward()
+                opt_g.step()
+            d.requires_grad_(True)
+
+            # --- statistics: summed on the device, read back only when logging
+            stats = {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(),
+                     **discriminator_stats(real_logits, fake_logits)}
+            for k, v in stats.items():
+                sums[k] = sums[k] + v if k in sums else v.clone()
+            count += 1
+            bar.update(1)
+            last = step == t.steps or flag.stop
+            if step % t.log_every == 0 or last:
+                record = {"step": step, **{k: round((v / count).item(), 6) for k, v in sums.items()},
+                          "time": round(time.time() - t0, 3)}
+                metrics_file.write(json.dumps(record) + "\n")
+                metrics_file.flush()
+                if writer is not None:
+                    for k, v in record.items():
+                        if k not in ("step", "time"):
+                            writer.add_scalar(k, v, step)
+                bar.set_postfix(d_loss=f"{record['d_loss']:.3f}", g_loss=f"{record['g_loss']:.3f}",
+                                d_acc=f"{record['d_acc']:.2f}")
+                sums, count = {}, 0
+            if step % t.sample_every == 0 or last:
+                images = generate(g, z_fixed, y_fixed)
+                save_grid(images, run_dir / "samples" / f"step_{step:06d}.png", nrow=10)
+                if writer is not None:
+                    writer.add_images("samples", images[:64].add(1).div(2), step)
+            if step % t.checkpoint_every == 0 or last:
+                checkpoint(step)
+            if flag.stop:
+                break
+    bar.close()
+    metrics_file.close()
+    if writer is not None:
+        writer.close()
+
+    # --- pictures of the whole run
+    frames = sorted((run_dir / "samples").glob("step_*.png"))
+    make_gif(frames, run_dir / "progress.gif")
+    plot_curves(read_metrics(run_dir / "metrics.jsonl"), run_dir / "curves.png")
+    if flag.stop and step < t.steps:
+        log(f"interrupted: checkpoint saved at step {step}; continue with "
+            f"`ganforge train --resume {run_dir}`")
+    else:
+        log(f"done: {t.steps} steps in {time.time() - t0:.1f}s; samples, progress.gif, "
+            f"curves.png and checkpoints are in {run_dir}")
+    return run_dir

@@ -1,0 +1,71 @@
+"""Sample grids, the progress GIF and the training curves."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from PIL import Image
+from torch import Tensor
+from torchvision.utils import make_grid
+
+
+def grid_image(images: Tensor, nrow: int | None = None) -> Image.Image:
+    """(N, C, H, W) in [-1, 1] -> a PIL grid, ``nrow`` images per row (default: square)."""
+    nrow = nrow or math.ceil(math.sqrt(len(images)))
+    grid = make_grid(images.float().clamp(-1, 1), nrow=nrow, padding=2, pad_value=-1)
+    array = grid.add(1).mul(127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(array[:, :, 0] if images.shape[1] == 1 else array)
+
+
+def save_grid(images: Tensor, path: Path, nrow: int | None = None, scale: int = 1) -> None:
+    img = grid_image(images, nrow)
+    if scale > 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
+    img.save(path)
+
+
+def make_gif(frames: list[Path], out: Path, ms_per_frame: int = 300) -> None:
+    """An animated GIF of the frames, holding the last one three times as long."""
+    if not frames:
+        return
+    images = [Image.open(p).convert("P", palette=Image.Palette.ADAPTIVE) for p in frames]
+    durations = [ms_per_frame] * (len(images) - 1) + [ms_per_frame * 3]
+    images[0].save(out, save_all=True, append_images=images[1:], duration=durations, loop=0)
+
+
+def read_metrics(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def plot_curves(records: list[dict], out: Path) -> None:
+    """Losses, D accuracy with D(x) and D(G(z)), and the JS estimate against step (seed 000)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not records:
+        return
+    step = [r["step"] for r in records]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    panels = [
+        ("losses", [("d_loss", "D loss"), ("g_loss", "G loss")]),
+        ("discriminator", [("d_acc", "D accuracy"), ("d_real", "mean D(x)"),
+                           ("d_fake", "mean D(G(z))")]),
+        ("JS estimate: L(D, G)/2 + log 2", [("js_estimate", "JS estimate")]),
+    ]
+    for ax, (title, series) in zip(axes, panels):
+        for key, label in series:
+            if key in records[0]:
+                ax.plot(step, [r[key] for r in records], label=label, linewidth=1)
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    axes[2].axhline(math.log(2), color="grey", linestyle="--", linewidth=0.8)
+    axes[2].set_ylim(0, 0.75)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
