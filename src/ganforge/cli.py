@@ -59,8 +59,10 @@ def _cmd_train(args) -> int:
 def _cmd_sample(args) -> int:
     import numpy as np
 
+    from ganforge.data import is_toy, load_data
     from ganforge.sampling import fixed_inputs, generate
     from ganforge.train.checkpoint import load_generator
+    from ganforge.train.watch import save_toy_samples
     from ganforge.viz import save_grid
 
     out = Path(args.out)
@@ -69,6 +71,8 @@ def _cmd_sample(args) -> int:
     if args.n < 1:
         raise GanforgeError(f"--n {args.n} must be at least 1")
     g, cfg = load_generator(args.run_dir, step=args.step)
+    if is_toy(cfg.data.name) and args.label is not None:
+        raise GanforgeError("--label needs a conditional model; toy runs have no labels")
     if args.label is not None:
         if not cfg.model.conditional:
             raise GanforgeError("--label needs a conditional model; this run is unconditional")
@@ -76,13 +80,59 @@ def _cmd_sample(args) -> int:
             raise GanforgeError(f"--label {args.label} is out of range; "
                                 f"choose 0..{cfg.model.num_classes - 1}")
     z, y = fixed_inputs(cfg, args.n, seed=args.seed, label=args.label)
-    images = generate(g, z, y)  # (N, C, H, W) in [-1, 1]
+    images = generate(g, z, y)  # (N, C, H, W) in [-1, 1], or (N, dim) points for toy data
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".npy":
         np.save(out, images.numpy().astype(np.float32))
+    elif is_toy(cfg.data.name):
+        save_toy_samples(images.numpy(), load_data(cfg), out)
     else:
         save_grid(images, out, nrow=10 if cfg.model.conditional and args.label is None else None)
     print(f"wrote {len(images)} samples of shape {tuple(images.shape[1:])} to {out}")
+    return 0
+
+
+def _cmd_eval(args) -> int:
+    import json
+
+    from ganforge.data import load_data
+    from ganforge.train.checkpoint import load_generator
+    from ganforge.train.watch import evaluate
+
+    if args.n < 1:
+        raise GanforgeError(f"--n {args.n} must be at least 1")
+    g, cfg = load_generator(args.run_dir, step=args.step)
+    data = load_data(cfg)
+    if data.kind != "toy":
+        raise GanforgeError("ganforge eval scores toy-mixture runs (data.name mixture-1d, ring, "
+                            f"grid); image metrics are not available yet (this run uses "
+                            f"{cfg.data.name})")
+    result = {"n": args.n, **evaluate(g, data, cfg, args.n)}
+    (Path(args.run_dir) / "eval.json").write_text(json.dumps(result, indent=1) + "\n")
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    kl = "n/a (no high-quality sample)" if result["kl"] is None else f"{result['kl']:.4f}"
+    print(f"{'samples':<22}{args.n}")
+    print(f"{'modes covered':<22}{result['modes']} / {len(data.centers)}")
+    print(f"{'high quality (%)':<22}{result['hq']:.1f}")
+    print(f"{'reverse KL':<22}{kl}")
+    return 0
+
+
+def _cmd_theory(args) -> int:
+    from ganforge.theory import write_theory
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    n = write_theory(out)
+    a, b = n["optimal_d"], n["value_vs_js"]
+    print(f"(a) trained D vs D* = p_data/(p_data + p_g): max |error| {a['max_abs_error']:.4f} "
+          f"(tolerance {a['tolerance']}) over x in [{a['region'][0]:.2f}, {a['region'][1]:.2f}]")
+    print(f"(b) V(D*, G) vs 2 JS - 2 log 2: max |difference| {b['max_abs_diff']:.2e} "
+          f"(tolerance {b['tolerance']:g}); V at p_g = p_data: {b['value_at_p_data']:.6f}")
+    print("(c) J(G) against D(G(z)) for " + ", ".join(n["generator_losses"]["D=0.5"]))
+    print(f"wrote optimal_d.png, value_vs_js.png, generator_losses.png and theory.json to {out}")
     return 0
 
 
@@ -108,10 +158,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     s.add_argument("--step", type=int, help="checkpoint step (default: the newest)")
     s.add_argument("--out", required=True, help="FILE.png for a grid, FILE.npy for raw samples")
+    e = sub.add_parser("eval", help="score a run (toy mixtures: modes, %% high quality, KL)")
+    e.add_argument("run_dir")
+    e.add_argument("--n", type=int, default=2500, help="number of samples (default 2500)")
+    e.add_argument("--step", type=int, help="checkpoint step (default: the newest)")
+    e.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    th = sub.add_parser("theory", help="the theory lab: optimal D, V(D*, G) vs JS, G losses")
+    th.add_argument("--out", required=True, help="folder for the figures")
     return p
 
 
-COMMANDS = {"presets": _cmd_presets, "train": _cmd_train, "sample": _cmd_sample}
+COMMANDS = {"presets": _cmd_presets, "train": _cmd_train, "sample": _cmd_sample,
+            "eval": _cmd_eval, "theory": _cmd_theory}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,18 @@ from ganforge.errors import ConfigError
 
 
 @dataclass
+class ToyConfig:
+    """Low-dimensional mixtures (seed 002; PacGAN/VEEGAN protocol for ring and grid)."""
+    means: List[float] = field(default_factory=lambda: [-3.0, 3.0])  # mixture-1d peaks
+    stds: List[float] = field(default_factory=lambda: [0.5, 0.5])  # mixture-1d widths
+    weights: List[float] = field(default_factory=lambda: [0.5, 0.5])  # mixture-1d weights
+    modes: int = 8  # ring: number of Gaussians, at angles 2*pi*k/modes
+    radius: float = 2.0  # ring radius
+    std: Optional[float] = None  # ring / grid std (default 0.02 for ring, 0.05 for grid)
+    fixed_size: Optional[int] = None  # a fixed training set of N points instead of fresh samples
+
+
+@dataclass
 class DataConfig:
     name: str = "mnist"  # a name registered in ganforge.data
     root: str = "data"  # where dataset files live (or go, with download=true)
@@ -27,6 +39,7 @@ class DataConfig:
     image_size: int = 28  # images are resized to image_size x image_size
     channels: int = 1  # 1 (grey) or 3 (RGB); data is converted when it differs
     limit: Optional[int] = None  # keep at most this many training images
+    toy: ToyConfig = field(default_factory=ToyConfig)
 
 
 @dataclass
@@ -40,20 +53,26 @@ class ModelConfig:
     d_width: int = 64  # DCGAN: channels of D's first layer
     g_hidden: List[int] = field(default_factory=lambda: [256, 512, 1024])  # MLP G
     d_hidden: List[int] = field(default_factory=lambda: [512, 256])  # MLP D
+    minibatch_kernels: int = 0  # minibatch discrimination in D (Salimans et al. 2016); 0 = off
+    minibatch_kernel_dim: int = 5
 
 
 @dataclass
 class LossConfig:
     discriminator: str = "cross-entropy"
-    generator: str = "non-saturating"  # or "minimax", "maximum-likelihood"
+    generator: str = "non-saturating"  # or "minimax", "maximum-likelihood", ...
+    penalty: str = "none"  # gradient penalty on D: "wgan-gp", "dragan", "r1"
+    penalty_weight: float = 10.0
 
 
 @dataclass
 class OptimConfig:
+    name: str = "adam"  # "adam" or "rmsprop" (WGAN with weight clipping)
     lr_g: float = 2e-4
     lr_d: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
+    clip_d: Optional[float] = None  # WGAN: clamp D's weights to [-clip_d, clip_d] after each step
 
 
 @dataclass
@@ -62,11 +81,15 @@ class TrainConfig:
     batch_size: int = 64
     d_steps: int = 1  # k: D updates per iteration
     g_steps: int = 1  # G updates per iteration
+    unroll_steps: int = 0  # Unrolled GAN (Metz et al. 2016): G sees D advanced K steps ahead
+    unroll_first_order: bool = False  # do not differentiate through the unrolled D updates
     seed: int = 0
     device: str = "auto"  # "auto", "cpu", "cuda" or "cuda:N"
     log_every: int = 10
     sample_every: int = 100
     checkpoint_every: int = 500
+    eval_every: int = 0  # log evaluation metrics every N steps (0 = off)
+    eval_samples: int = 2500
     progress: bool = True  # progress bar on the terminal
     tensorboard: bool = True
 
@@ -82,6 +105,7 @@ class Config:
 
 
 Z_DISTS = ("normal", "uniform")
+OPTIMIZERS = ("adam", "rmsprop")
 PRESET_PACKAGE = "ganforge.presets"
 
 
@@ -129,7 +153,7 @@ def _section_class(full_key: str):
     for part in full_key.split(".")[:-1]:
         types = {f.name: f.type for f in dataclasses.fields(cls)}
         sub = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig,
-               "optim": OptimConfig, "train": TrainConfig}.get(part)
+               "optim": OptimConfig, "train": TrainConfig, "toy": ToyConfig}.get(part)
         if part not in types or sub is None:
             return cls
         cls = sub
@@ -173,6 +197,11 @@ def build_config(base: dict | None = None, *layers: tuple[dict, str]) -> Config:
     """Merge dict layers (each with a name for error messages) onto the defaults and validate."""
     cfg = OmegaConf.structured(Config)
     for layer, source in ([(base, "preset")] if base is not None else []) + list(layers):
+        for section in ("data", "model", "loss", "optim", "train"):
+            # OmegaConf's error for a section given a scalar carries no key; name it here
+            if section in layer and not isinstance(layer[section], dict):
+                raise ConfigError(f"bad value for '{section}' in {source}: expected a mapping "
+                                  f"of {section}.* settings, not {layer[section]!r}")
         try:
             cfg = OmegaConf.merge(cfg, OmegaConf.create(layer))
         except OmegaConfBaseException as e:
@@ -214,7 +243,7 @@ def _positive(key: str, value, minimum=1) -> None:
 def validate(cfg: Config) -> None:
     """Registry names and ranges. Raises ConfigError with a one-line message."""
     from ganforge.data import DATASETS
-    from ganforge.losses import D_LOSSES, G_LOSSES
+    from ganforge.losses import D_LOSSES, G_LOSSES, PENALTIES
     from ganforge.models import MODELS
 
     _choice("data.name", cfg.data.name, DATASETS.names())
@@ -222,6 +251,25 @@ def validate(cfg: Config) -> None:
     _choice("model.z_dist", cfg.model.z_dist, Z_DISTS)
     _choice("loss.discriminator", cfg.loss.discriminator, D_LOSSES.names())
     _choice("loss.generator", cfg.loss.generator, G_LOSSES.names())
+    _choice("loss.penalty", cfg.loss.penalty, ["none"] + PENALTIES.names())
+    _choice("optim.name", cfg.optim.name, OPTIMIZERS)
+    if cfg.optim.clip_d is not None and not cfg.optim.clip_d > 0:
+        raise ConfigError(f"optim.clip_d={cfg.optim.clip_d} must be > 0 (or null for no clipping)")
+    if cfg.train.unroll_steps < 0:
+        raise ConfigError(f"train.unroll_steps={cfg.train.unroll_steps} must be >= 0")
+    if cfg.train.unroll_steps and cfg.optim.name != "adam":
+        raise ConfigError("train.unroll_steps needs optim.name=adam (the unroll replays D's "
+                          "Adam update)")
+    if cfg.train.unroll_steps and cfg.loss.generator == "feature-matching":
+        raise ConfigError("loss.generator=feature-matching cannot be combined with "
+                          "train.unroll_steps; choose one")
+    if cfg.train.unroll_steps and cfg.loss.penalty != "none":
+        raise ConfigError("loss.penalty cannot be combined with train.unroll_steps (the unroll "
+                          "replays the plain D loss); choose one")
+    if cfg.train.eval_every < 0:
+        raise ConfigError(f"train.eval_every={cfg.train.eval_every} must be >= 0 (0 = off)")
+    if cfg.model.minibatch_kernels < 0:
+        raise ConfigError(f"model.minibatch_kernels={cfg.model.minibatch_kernels} must be >= 0")
     if cfg.data.channels not in (1, 3):
         raise ConfigError(f"data.channels={cfg.data.channels} is not supported; use 1 or 3")
     if cfg.data.limit is not None:
@@ -229,7 +277,7 @@ def validate(cfg: Config) -> None:
     for key in ("data.image_size", "model.z_dim", "model.num_classes", "model.g_width",
                 "model.d_width", "train.steps", "train.batch_size", "train.d_steps",
                 "train.g_steps", "train.log_every", "train.sample_every",
-                "train.checkpoint_every"):
+                "train.checkpoint_every", "train.eval_samples", "model.minibatch_kernel_dim"):
         section, name = key.split(".")
         _positive(key, getattr(getattr(cfg, section), name))
     for key in ("optim.lr_g", "optim.lr_d"):
@@ -243,6 +291,11 @@ def validate(cfg: Config) -> None:
     dev = cfg.train.device
     if not (dev in ("auto", "cpu", "cuda", "mps") or dev.startswith("cuda:")):
         raise ConfigError(f"train.device='{dev}' is not known; choose auto, cpu, cuda or cuda:N")
+    from ganforge.data import is_toy
+    from ganforge.data.toy import check_toy
+
+    if is_toy(cfg.data.name):
+        check_toy(cfg)
     MODELS.get(cfg.model.arch).check(cfg)
 
 

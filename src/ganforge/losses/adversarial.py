@@ -55,6 +55,56 @@ def g_maximum_likelihood(fake_logits: Tensor) -> Tensor:
     return -0.5 * torch.exp(fake_logits).mean()
 
 
+# --- Wasserstein (Arjovsky et al. 2017): D is a critic; pair with optim.clip_d or a penalty
+@D_LOSSES.register("wasserstein")
+def d_wasserstein(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """E D(G(z)) - E D(x): the critic maximises the gap (an estimate of W1 when D is 1-Lipschitz)."""
+    return fake_logits.mean() - real_logits.mean()
+
+
+@G_LOSSES.register("wasserstein")
+def g_wasserstein(fake_logits: Tensor) -> Tensor:
+    """-E D(G(z))."""
+    return -fake_logits.mean()
+
+
+# --- Hinge (Lim & Ye 2017; SAGAN, BigGAN)
+@D_LOSSES.register("hinge")
+def d_hinge(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """E max(0, 1 - D(x)) + E max(0, 1 + D(G(z)))."""
+    return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
+
+
+@G_LOSSES.register("hinge")
+def g_hinge(fake_logits: Tensor) -> Tensor:
+    """-E D(G(z))."""
+    return -fake_logits.mean()
+
+
+# --- Least squares (Mao et al. 2017, targets a=0, b=c=1 on the raw output)
+@D_LOSSES.register("least-squares")
+def d_least_squares(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """1/2 E (D(x) - 1)^2 + 1/2 E D(G(z))^2."""
+    return 0.5 * (real_logits - 1.0).pow(2).mean() + 0.5 * fake_logits.pow(2).mean()
+
+
+@G_LOSSES.register("least-squares")
+def g_least_squares(fake_logits: Tensor) -> Tensor:
+    """1/2 E (D(G(z)) - 1)^2."""
+    return 0.5 * (fake_logits - 1.0).pow(2).mean()
+
+
+# --- Feature matching (Salimans et al. 2016): G matches D's features, not D's verdict
+def g_feature_matching(fake_features: Tensor, real_features: Tensor) -> Tensor:
+    """|| E f(x) - E f(G(z)) ||^2 with f = D's last hidden layer. Called with features, not
+    logits: the loop checks ``uses_features`` and passes D's features instead."""
+    return (real_features.mean(0) - fake_features.mean(0)).pow(2).sum()
+
+
+g_feature_matching.uses_features = True  # type: ignore[attr-defined]
+G_LOSSES.register("feature-matching")(g_feature_matching)
+
+
 def discriminator_stats(real_logits: Tensor, fake_logits: Tensor) -> dict[str, Tensor]:
     """What a person watches during training, as detached tensors (no host sync here).
 

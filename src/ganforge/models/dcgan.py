@@ -87,6 +87,12 @@ class DCGANDiscriminator(nn.Module):
 
 
 def check(cfg) -> None:
+    from ganforge.models.mlp import check_images
+
+    check_images(cfg)
+    if cfg.model.minibatch_kernels:
+        raise ConfigError("model.minibatch_kernels is supported by model.arch=mlp and toy-mlp; "
+                          "set it to 0 for dcgan")
     if cfg.data.image_size not in SIZES:
         raise ConfigError(f"data.image_size={cfg.data.image_size} is not supported by "
                           f"model.arch=dcgan; choose one of: {', '.join(map(str, SIZES))}")

@@ -28,3 +28,23 @@ def dcgan_init(module: nn.Module) -> None:
         elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
+
+
+class MinibatchDiscrimination(nn.Module):
+    """Salimans et al. 2016: lets D compare each sample with the rest of its minibatch, so a
+    collapsed G (many near-identical samples) is easy to spot.
+
+    M = f(x) T reshaped to (N, B, C); c_b(i, j) = exp(-||M_i,b - M_j,b||_1);
+    o(x_i)_b = sum_{j != i} c_b(i, j); the layer returns [f(x), o(x)] with shape (N, A + B).
+    """
+
+    def __init__(self, in_features: int, kernels: int, kernel_dim: int):
+        super().__init__()
+        self.kernels, self.kernel_dim = kernels, kernel_dim
+        self.T = nn.Parameter(torch.randn(in_features, kernels * kernel_dim) * 0.1)
+
+    def forward(self, h: Tensor) -> Tensor:
+        m = (h @ self.T).view(-1, self.kernels, self.kernel_dim)  # (N, B, C)
+        l1 = (m[:, None] - m[None]).abs().sum(-1)  # (N, N, B)
+        o = torch.exp(-l1).sum(1) - 1.0  # drop the j == i term, exp(0) = 1
+        return torch.cat([h, o], dim=1)

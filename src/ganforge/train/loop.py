@@ -18,13 +18,15 @@ import torch
 from tqdm import tqdm
 
 from ganforge.config import Config, to_yaml
-from ganforge.data import Batches, load_data
+from ganforge.data import load_data
 from ganforge.errors import CheckpointError, ConfigError, DataError
-from ganforge.losses import D_LOSSES, G_LOSSES, discriminator_stats
+from ganforge.losses import D_LOSSES, G_LOSSES, PENALTIES, discriminator_stats
 from ganforge.models import build_models
-from ganforge.sampling import fixed_inputs, generate, sample_z
+from ganforge.sampling import sample_z
 from ganforge.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from ganforge.viz import make_gif, plot_curves, save_grid
+from ganforge.train.unrolled import unrolled_fake_logits
+from ganforge.train.watch import evaluate, save_frame
+from ganforge.viz import make_gif, plot_curves
 from ganforge.viz.plots import read_metrics
 
 
@@ -38,7 +40,16 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def make_optimizer(cfg, params, lr: float) -> torch.optim.Optimizer:
+    """Adam (DCGAN's lr 2e-4, beta1 0.5 by default) or RMSprop (WGAN with weight clipping)."""
+    if cfg.optim.name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr)
+    return torch.optim.Adam(params, lr=lr, betas=(cfg.optim.beta1, cfg.optim.beta2))
+
+
 def _prepare_new_run(run_dir: Path, overwrite: bool) -> None:
+    if run_dir.exists() and not run_dir.is_dir():  # never delete a file the user named
+        raise ConfigError(f"run folder '{run_dir}' is a file, not a folder; choose another --out")
     if run_dir.exists() and any(run_dir.iterdir()):
         if not overwrite:
             raise ConfigError(f"run folder '{run_dir}' already exists; pass --overwrite to "
@@ -78,6 +89,13 @@ class _StopFlag:
             signal.signal(signal.SIGINT, self._old)
 
 
+def _png_as_chw(path: Path) -> torch.Tensor:
+    import numpy as np
+    from PIL import Image
+
+    return torch.from_numpy(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1)
+
+
 def train(cfg: Config, run_dir: str | Path, *, overwrite: bool = False, resume: bool = False,
           log=print) -> Path:
     """Train ``cfg`` into ``run_dir`` (or continue it from its newest checkpoint with
@@ -94,11 +112,13 @@ def train(cfg: Config, run_dir: str | Path, *, overwrite: bool = False, resume: 
     torch.manual_seed(t.seed)
     g, d = build_models(cfg)
     g, d = g.to(device), d.to(device)
-    opt_g = torch.optim.Adam(g.parameters(), lr=cfg.optim.lr_g, betas=(cfg.optim.beta1, cfg.optim.beta2))
-    opt_d = torch.optim.Adam(d.parameters(), lr=cfg.optim.lr_d, betas=(cfg.optim.beta1, cfg.optim.beta2))
-    batches = Batches(data, t.batch_size, device, t.seed)
+    opt_g = make_optimizer(cfg, g.parameters(), cfg.optim.lr_g)
+    opt_d = make_optimizer(cfg, d.parameters(), cfg.optim.lr_d)
+    batches = data.batches(t.batch_size, device, t.seed)
     noise = torch.Generator(device=device).manual_seed(t.seed + 1)
     d_loss_fn, g_loss_fn = D_LOSSES.get(cfg.loss.discriminator), G_LOSSES.get(cfg.loss.generator)
+    penalty = None if cfg.loss.penalty == "none" else PENALTIES.get(cfg.loss.penalty)
+    clip = cfg.optim.clip_d
 
     start = 0
     if resume:
@@ -117,7 +137,6 @@ def train(cfg: Config, run_dir: str | Path, *, overwrite: bool = False, resume: 
     log(f"data: {data.source}")
     log(f"run folder: {run_dir} (device {device}, steps {start} -> {t.steps})")
 
-    z_fixed, y_fixed = fixed_inputs(cfg)
     writer = None
     if t.tensorboard:
         from torch.utils.tensorboard import SummaryWriter
@@ -153,16 +172,32 @@ def train(cfg: Config, run_dir: str | Path, *, overwrite: bool = False, resume: 
                     fake_d = fake.detach()
                 real_logits, fake_logits = d(real, y), d(fake_d, y)
                 d_loss = d_loss_fn(real_logits, fake_logits)
+                if penalty is not None:
+                    gp = penalty(d, real, fake_d, y, noise)
+                    d_loss = d_loss + cfg.loss.penalty_weight * gp
                 opt_d.zero_grad(set_to_none=True)
                 d_loss.backward()
                 opt_d.step()
+                if clip is not None:  # WGAN: keep the critic (roughly) Lipschitz
+                    with torch.no_grad():
+                        for p in d.parameters():
+                            p.clamp_(-clip, clip)
 
             # --- generator: D is frozen while G trains
             d.requires_grad_(False)
             for j in range(t.g_steps):
                 if j > 0:
                     fake = g(z_like(len(real)), y)
-                g_loss = g_loss_fn(d(fake, y))
+                if getattr(g_loss_fn, "uses_features", False):  # feature matching
+                    with torch.no_grad():
+                        real_feat = d.features(real, y)[-2]
+                    g_loss = g_loss_fn(d.features(fake, y)[-2], real_feat)
+                elif t.unroll_steps:  # G plays against D advanced K steps ahead
+                    g_loss = g_loss_fn(unrolled_fake_logits(
+                        d, opt_d, d_loss_fn, real, fake, y, t.unroll_steps,
+                        first_order=t.unroll_first_order, clip=clip))
+                else:
+                    g_loss = g_loss_fn(d(fake, y))
                 opt_g.zero_grad(set_to_none=True)
                 g_loss.backward()
                 opt_g.step()
@@ -171,28 +206,33 @@ def train(cfg: Config, run_dir: str | Path, *, overwrite: bool = False, resume: 
             # --- statistics: summed on the device, read back only when logging
             stats = {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(),
                      **discriminator_stats(real_logits, fake_logits)}
+            if penalty is not None:
+                stats["penalty"] = gp.detach()
             for k, v in stats.items():
                 sums[k] = sums[k] + v if k in sums else v.clone()
             count += 1
             bar.update(1)
             last = step == t.steps or flag.stop
-            if step % t.log_every == 0 or last:
+            evaluate_now = t.eval_every and (step % t.eval_every == 0 or last)
+            if step % t.log_every == 0 or last or evaluate_now:
                 record = {"step": step, **{k: round((v / count).item(), 6) for k, v in sums.items()},
                           "time": round(time.time() - t0, 3)}
+                if evaluate_now:
+                    record.update(evaluate(g, data, cfg))
                 metrics_file.write(json.dumps(record) + "\n")
                 metrics_file.flush()
                 if writer is not None:
                     for k, v in record.items():
-                        if k not in ("step", "time"):
+                        if k not in ("step", "time") and v is not None:
                             writer.add_scalar(k, v, step)
                 bar.set_postfix(d_loss=f"{record['d_loss']:.3f}", g_loss=f"{record['g_loss']:.3f}",
                                 d_acc=f"{record['d_acc']:.2f}")
                 sums, count = {}, 0
             if step % t.sample_every == 0 or last:
-                images = generate(g, z_fixed, y_fixed)
-                save_grid(images, run_dir / "samples" / f"step_{step:06d}.png", nrow=10)
+                frame = run_dir / "samples" / f"step_{step:06d}.png"
+                save_frame(g, d, data, cfg, frame, step)
                 if writer is not None:
-                    writer.add_images("samples", images[:64].add(1).div(2), step)
+                    writer.add_image("samples", _png_as_chw(frame), step)
             if step % t.checkpoint_every == 0 or last:
                 checkpoint(step)
             if flag.stop:

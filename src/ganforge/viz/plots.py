@@ -65,7 +65,8 @@ def plot_curves(records: list[dict], out: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend()
     axes[2].axhline(math.log(2), color="grey", linestyle="--", linewidth=0.8)
-    axes[2].set_ylim(0, 0.75)
+    js = [r["js_estimate"] for r in records if "js_estimate" in r]
+    axes[2].set_ylim(min([0.0] + js) - 0.02, 0.75)  # one batch's estimate can dip below 0
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     plt.close(fig)

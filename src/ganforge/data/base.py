@@ -1,0 +1,99 @@
+"""In-memory image data and the minibatch sampler the training loop uses."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ganforge.registry import Registry
+
+
+@dataclass
+class ImageData:
+    images: Tensor  # (N, C, H, W) uint8
+    labels: Tensor  # (N,) int64
+    num_classes: int
+    source: str  # one line saying what was loaded, shown to the user
+    kind: str = "image"
+
+    def batches(self, batch_size: int, device: torch.device, seed: int) -> "Batches":
+        return Batches(self, batch_size, device, seed)
+
+
+DATASETS: Registry[Callable[..., ImageData]] = Registry("dataset")
+
+
+def fit_images(images: Tensor, image_size: int, channels: int) -> Tensor:
+    """Resize (N, C, H, W) uint8 images to a square image_size and convert grey <-> RGB."""
+    if images.shape[1] != channels:
+        if channels == 1:  # ITU-R 601 luma
+            w = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+            images = (images.float() * w).sum(1, keepdim=True).round().to(torch.uint8)
+        else:
+            images = images.expand(-1, 3, -1, -1).contiguous()
+    if images.shape[-2:] != (image_size, image_size):
+        x = F.interpolate(images.float(), size=(image_size, image_size), mode="bilinear",
+                          antialias=True, align_corners=False)
+        images = x.round().clamp(0, 255).to(torch.uint8)
+    return images.contiguous()
+
+
+def load_data(cfg):
+    """Load ``cfg.data.name``: images fitted to ``data.image_size`` and ``data.channels``, or a
+    toy mixture (see toy.py). Both offer ``batches(batch_size, device, seed)``."""
+    data = DATASETS.get(cfg.data.name)(cfg)
+    if data.kind != "image":
+        return data
+    images = fit_images(data.images, cfg.data.image_size, cfg.data.channels)
+    labels = data.labels
+    if cfg.data.limit is not None:
+        images, labels = images[: cfg.data.limit], labels[: cfg.data.limit]
+    return ImageData(images, labels.long(), data.num_classes, data.source)
+
+
+def to_unit_range(images: Tensor) -> Tensor:
+    """uint8 [0, 255] -> float [-1, 1]; float data (toy points) passes through."""
+    if images.dtype != torch.uint8:
+        return images
+    return images.float().div_(127.5).sub_(1.0)
+
+
+class Batches:
+    """Endless shuffled minibatches: each epoch is a fresh permutation from a seeded generator.
+
+    The data lives on the training device as uint8; only the sampled batch is converted.
+    ``state_dict`` captures the generator, the current permutation and the position, so a
+    resumed run draws exactly the batches an uninterrupted run would have drawn.
+    """
+
+    def __init__(self, data: ImageData, batch_size: int, device: torch.device, seed: int):
+        if len(data.images) < batch_size:
+            from ganforge.errors import DataError
+            raise DataError(f"the dataset has {len(data.images)} images, fewer than "
+                            f"train.batch_size={batch_size}; lower the batch size or add data")
+        self.images = data.images.to(device)
+        self.labels = data.labels.to(device)
+        self.batch_size = batch_size
+        self.gen = torch.Generator().manual_seed(seed)
+        self.perm = torch.randperm(len(self.images), generator=self.gen)
+        self.pos = 0
+
+    def next(self) -> tuple[Tensor, Tensor]:
+        if self.pos + self.batch_size > len(self.perm):  # drop the ragged end, reshuffle
+            self.perm = torch.randperm(len(self.images), generator=self.gen)
+            self.pos = 0
+        idx = self.perm[self.pos: self.pos + self.batch_size].to(self.images.device)
+        self.pos += self.batch_size
+        return to_unit_range(self.images[idx]), self.labels[idx]
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {"gen": self.gen.get_state(), "perm": self.perm,
+                "pos": torch.tensor(self.pos, dtype=torch.int64)}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        self.gen.set_state(state["gen"])
+        self.perm = state["perm"].clone()
+        self.pos = int(state["pos"])

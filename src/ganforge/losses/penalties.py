@@ -1,0 +1,57 @@
+"""Gradient penalties on D, registered by name (``loss.penalty``), weighted by
+``loss.penalty_weight`` and added to D's loss by the loop.
+
+Each is ``penalty(d, real, fake, y, generator) -> Tensor``; ``generator`` is the run's seeded
+noise generator, so penalised runs still resume exactly.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from ganforge.registry import Registry
+
+Penalty = Callable[[nn.Module, Tensor, Tensor, "Tensor | None", torch.Generator], Tensor]
+PENALTIES: Registry[Penalty] = Registry("gradient penalty")
+
+
+def _per_sample_uniform(x: Tensor, generator: torch.Generator) -> Tensor:
+    """U(0, 1) with shape (B, 1, 1, ...) to broadcast over a sample."""
+    shape = (x.shape[0],) + (1,) * (x.ndim - 1)
+    return torch.rand(shape, generator=generator, device=x.device, dtype=x.dtype)
+
+
+def _grad_norm(d: nn.Module, points: Tensor, y: Tensor | None) -> Tensor:
+    """||grad_x D(x)|| per sample, differentiable (create_graph) so the penalty trains D."""
+    points = points.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(d(points, y).sum(), points, create_graph=True)
+    return grad.flatten(1).norm(dim=1)  # (B,)
+
+
+@PENALTIES.register("wgan-gp")
+def wgan_gp(d: nn.Module, real: Tensor, fake: Tensor, y: Tensor | None,
+            generator: torch.Generator) -> Tensor:
+    """Gulrajani et al. 2017: E (||grad D(x_hat)|| - 1)^2 on x_hat = a x + (1 - a) G(z), a ~ U(0, 1):
+    points along lines between real and generated samples, over the whole space between them."""
+    a = _per_sample_uniform(real, generator)
+    return (_grad_norm(d, a * real + (1 - a) * fake.detach(), y) - 1).pow(2).mean()
+
+
+@PENALTIES.register("dragan")
+def dragan(d: nn.Module, real: Tensor, fake: Tensor, y: Tensor | None,
+           generator: torch.Generator) -> Tensor:
+    """Kodali et al. 2017: the same penalty, but only near the data: x_hat = x + a * delta with
+    delta = 0.5 * std(x) * U(0, 1) noise (the authors' reference code), a ~ U(0, 1)."""
+    noise = torch.rand(real.shape, generator=generator, device=real.device, dtype=real.dtype)
+    perturbed = real + 0.5 * real.std() * noise
+    a = _per_sample_uniform(real, generator)
+    return (_grad_norm(d, real + a * (perturbed - real), y) - 1).pow(2).mean()
+
+
+@PENALTIES.register("r1")
+def r1(d: nn.Module, real: Tensor, fake: Tensor, y: Tensor | None,
+       generator: torch.Generator) -> Tensor:
+    """Mescheder et al. 2018: 1/2 E ||grad D(x)||^2 on real data (zero-centred)."""
+    return 0.5 * _grad_norm(d, real, y).pow(2).mean()

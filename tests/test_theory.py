@@ -1,0 +1,85 @@
+"""The theory lab: a trained D approaches D*, V(D*, G) = 2 JS - 2 log 2, and the generator costs
+have the values worked out by hand with math.log at a few D(G(z))."""
+import json
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ganforge.theory import (JS_TOL, OPTIMAL_D_TOL, generator_losses, optimal_d_experiment,
+                             value_vs_js, write_theory)
+
+LOG2 = math.log(2)
+
+
+@pytest.fixture(scope="module")
+def js():
+    return value_vs_js()
+
+
+def test_trained_d_matches_the_optimal_d():
+    a = optimal_d_experiment(seed=1, steps=400)
+    assert a["max_abs_error"] < OPTIMAL_D_TOL
+    assert a["region"].sum() > 1000  # most of [-8, 8] is judged, not just the peaks
+    assert ((a["d_learned"] > 0) & (a["d_learned"] < 1)).all()
+    # the analytic D* is p_data / (p_data + p_g)
+    np.testing.assert_allclose(a["d_star"], a["p_data"] / (a["p_data"] + a["p_g"]), rtol=1e-9)
+
+
+def test_value_at_optimal_d_is_two_js_minus_two_log_two(js):
+    assert js["max_abs_diff"] < JS_TOL
+    for family in ("mean", "weight"):
+        f = js[family]
+        np.testing.assert_allclose(f["value"], 2 * f["js"] - 2 * LOG2, atol=JS_TOL)
+        assert ((f["js"] >= -1e-12) & (f["js"] <= LOG2 + 1e-12)).all()  # JS is in [0, log 2]
+
+
+def test_global_minimum_at_p_g_equal_p_data(js):
+    assert js["value_at_p_data"] == pytest.approx(-2 * LOG2, abs=1e-9)
+    w = js["weight"]
+    i = int(np.argmin(np.abs(w["param"] - 0.5)))
+    assert w["param"][i] == 0.5
+    assert w["value"][i] == pytest.approx(-2 * LOG2, abs=1e-9)
+    assert w["value"].argmin() == i
+    # a Gaussian far from both peaks: JS close to log 2, V close to 0 (saturation)
+    far = js["mean"]["value"][[0, -1]]  # mu = -8 and 8
+    assert (far > -0.05).all() and (far < 0).all()
+
+
+def test_generator_costs_by_hand():
+    d = np.array([0.01, 0.5, 0.9])
+    c = generator_losses(d)
+    for i, p in enumerate(d):
+        assert c["minimax"][i] == pytest.approx(0.5 * math.log(1 - p))
+        assert c["non-saturating"][i] == pytest.approx(-0.5 * math.log(p))
+        assert c["maximum-likelihood"][i] == pytest.approx(-0.5 * p / (1 - p))
+    assert c["non-saturating"][1] == pytest.approx(0.5 * LOG2)
+    assert c["minimax"][1] == pytest.approx(-0.5 * LOG2)
+    assert c["maximum-likelihood"][1] == pytest.approx(-0.5)
+
+
+def test_generator_cost_shapes():
+    c = generator_losses()
+    for name in ("minimax", "non-saturating", "maximum-likelihood"):
+        assert (np.diff(c[name]) < 0).all(), name  # every cost falls as D(G(z)) rises
+    slope = {name: np.gradient(c[name], c["d"]) for name in c if name != "d"}
+    # Near D = 0, where G starts, minimax is flat (slope -1/(2(1-D)) -> -1/2) and
+    # non-saturating is steep (slope -1/(2D)); near D = 1 it is the other way round.
+    assert slope["minimax"][0] == pytest.approx(-0.5, abs=0.01)
+    assert slope["non-saturating"][0] < -100
+    assert slope["minimax"][-1] < -100 and slope["non-saturating"][-1] > -1
+
+
+def test_write_theory(tmp_path):
+    numbers = write_theory(tmp_path / "theory", steps=30)
+    for name in ("optimal_d.png", "value_vs_js.png", "generator_losses.png"):
+        path = tmp_path / "theory" / name
+        assert path.stat().st_size > 0
+        with Image.open(path) as img:
+            assert img.format == "PNG" and min(img.size) > 300
+    saved = json.loads((tmp_path / "theory" / "theory.json").read_text())
+    assert saved == numbers
+    assert saved["optimal_d"]["tolerance"] == OPTIMAL_D_TOL and saved["optimal_d"]["steps"] == 30
+    assert saved["value_vs_js"]["passed"] is True
+    assert saved["generator_losses"]["D=0.5"]["non-saturating"] == pytest.approx(0.5 * LOG2)

@@ -1,0 +1,51 @@
+"""Sample grids, the progress GIF and the curves."""
+import json
+
+import torch
+from PIL import Image
+
+from ganforge.viz import make_gif, plot_curves, save_grid
+from ganforge.viz.plots import grid_image, read_metrics
+
+
+def test_grid_image_layout_and_values():
+    images = torch.full((6, 1, 4, 4), 1.0)
+    images[0] = -1.0
+    img = grid_image(images, nrow=3)
+    assert img.mode == "L" and img.size == (3 * 6 + 2, 2 * 6 + 2)
+    assert img.getpixel((2, 2)) == 0 and img.getpixel((8, 2)) == 255  # first black, second white
+    assert img.getpixel((0, 0)) == 0  # padding is black (-1)
+    rgb = grid_image(torch.zeros(5, 3, 4, 4))  # default: a square-ish grid, 3 per row
+    assert rgb.mode == "RGB" and rgb.size == (3 * 6 + 2, 2 * 6 + 2)
+    assert rgb.getpixel((2, 2)) in ((127, 127, 127), (128, 128, 128))
+
+
+def test_save_grid_scale(tmp_path):
+    save_grid(torch.zeros(4, 1, 4, 4), tmp_path / "g.png", scale=3)
+    with Image.open(tmp_path / "g.png") as img:
+        assert img.size == (3 * 14, 3 * 14)
+
+
+def test_make_gif(tmp_path):
+    frames = []
+    for i in range(3):
+        frames.append(tmp_path / f"f{i}.png")
+        save_grid(torch.full((1, 1, 4, 4), i - 1.0), frames[-1])
+    make_gif(frames, tmp_path / "p.gif")
+    with Image.open(tmp_path / "p.gif") as gif:
+        assert gif.n_frames == 3
+    make_gif([], tmp_path / "none.gif")
+    assert not (tmp_path / "none.gif").exists()
+
+
+def test_curves_and_metrics(tmp_path):
+    assert read_metrics(tmp_path / "missing.jsonl") == []
+    plot_curves([], tmp_path / "empty.png")
+    assert not (tmp_path / "empty.png").exists()
+    records = [{"step": s, "d_loss": 0.7, "g_loss": 0.8, "d_acc": 0.5, "d_real": 0.5,
+                "d_fake": 0.5, "js_estimate": -0.1 + 0.05 * s} for s in range(1, 6)]
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records) + "\n")
+    assert read_metrics(tmp_path / "m.jsonl") == records  # blank lines skipped
+    plot_curves(records, tmp_path / "c.png")
+    with Image.open(tmp_path / "c.png") as img:
+        assert img.format == "PNG" and img.width > img.height
