@@ -174,7 +174,13 @@ COMMANDS = {"presets": _cmd_presets, "train": _cmd_train, "sample": _cmd_sample,
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # key=value overrides may also come after options (`train demo --out x train.steps=9`)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if args.command != "train" or any(a.startswith("-") for a in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.args += extra
     try:
         return COMMANDS[args.command](args)
     except GanforgeError as e:

@@ -72,6 +72,7 @@ class OptimConfig:
     lr_d: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
+    decay: str = "none"  # learning-rate schedule over train.steps: "none", "linear", "cosine"
     clip_d: Optional[float] = None  # WGAN: clamp D's weights to [-clip_d, clip_d] after each step
 
 
@@ -106,6 +107,7 @@ class Config:
 
 Z_DISTS = ("normal", "uniform")
 OPTIMIZERS = ("adam", "rmsprop")
+DECAYS = ("none", "linear", "cosine")
 PRESET_PACKAGE = "ganforge.presets"
 
 
@@ -253,6 +255,7 @@ def validate(cfg: Config) -> None:
     _choice("loss.generator", cfg.loss.generator, G_LOSSES.names())
     _choice("loss.penalty", cfg.loss.penalty, ["none"] + PENALTIES.names())
     _choice("optim.name", cfg.optim.name, OPTIMIZERS)
+    _choice("optim.decay", cfg.optim.decay, DECAYS)
     if cfg.optim.clip_d is not None and not cfg.optim.clip_d > 0:
         raise ConfigError(f"optim.clip_d={cfg.optim.clip_d} must be > 0 (or null for no clipping)")
     if cfg.train.unroll_steps < 0:

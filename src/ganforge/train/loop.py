@@ -8,6 +8,7 @@ up by name from the config, so the loop has no per-variant branches.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import signal
 import sys
@@ -45,6 +46,17 @@ def make_optimizer(cfg, params, lr: float) -> torch.optim.Optimizer:
     if cfg.optim.name == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr)
     return torch.optim.Adam(params, lr=lr, betas=(cfg.optim.beta1, cfg.optim.beta2))
+
+
+def lr_factor(decay: str, step: int, total: int) -> float:
+    """Learning-rate multiplier for 1-based ``step`` of ``total``: constant, linear to zero or
+    cosine to zero. A pure function of the step, so resumed runs follow the same schedule."""
+    progress = (step - 1) / total
+    if decay == "linear":
+        return 1.0 - progress
+    if decay == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    return 1.0
 
 
 def _prepare_new_run(run_dir: Path, overwrite: bool) -> None:
@@ -154,9 +166,15 @@ def train(cfg: Config, run_dir: str | Path, *, overwrite: bool = False, resume: 
     sums: dict[str, torch.Tensor] = {}
     count, step, t0 = 0, start, time.time()
     bar = tqdm(total=t.steps, initial=start, disable=not t.progress, dynamic_ncols=True,
-               desc="train", unit="step", file=sys.stderr)
+               desc="train", unit="step", file=sys.stderr,
+               mininterval=0.1 if sys.stderr.isatty() else 30.0)  # keep CI logs short
     with _StopFlag() as flag:
         for step in range(start + 1, t.steps + 1):
+            if cfg.optim.decay != "none":
+                f = lr_factor(cfg.optim.decay, step, t.steps)
+                for opt, lr in ((opt_g, cfg.optim.lr_g), (opt_d, cfg.optim.lr_d)):
+                    for group in opt.param_groups:
+                        group["lr"] = lr * f
             real, y = batches.next()  # (B, C, H, W) in [-1, 1], (B,)
             y = y if cfg.model.conditional else None
             fake = g(z_like(len(real)), y)  # G runs once; D sees it detached

@@ -1,0 +1,126 @@
+"""Mode coverage of the toy presets over several seeds (PacGAN protocol: 2,500 samples; a
+sample is high quality within 3 std of its nearest mode; reverse KL of the modes' share of
+high-quality samples against uniform).
+
+    python benchmarks/modes.py                       # ring and grid presets, 10 seeds, 2 workers
+    python benchmarks/modes.py --presets ring-gan --seeds 3 --steps 2000
+    python benchmarks/modes.py --write               # also replace the table in BENCHMARKS.md
+
+Each run trains one preset with ``train.seed=S`` on one CPU thread (runs go in parallel over
+``--workers`` processes) and scores its final generator.
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import re
+import statistics
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+PRESETS = ["ring-gan", "ring-unrolled", "ring-dragan", "ring-wgan-gp",
+           "grid-gan", "grid-unrolled", "grid-wgan-gp"]
+PUBLISHED = {  # ../shared/MISSION.md, "Published figures"
+    "ring": [("GAN", "6.3 / 98.2 / 0.45", "PacGAN Table 1"),
+             ("Unrolled GAN (5 steps)", "7.6 / 35.6 / -", "VEEGAN Table 1"),
+             ("VEEGAN", "8 / 52.9 / -", "VEEGAN Table 1"),
+             ("PacGAN4", "7.8 / 95.9 / 0.07", "PacGAN Table 1")],
+    "grid": [("GAN", "17.3 / 94.8 / 0.70", "PacGAN Table 1"),
+             ("Unrolled GAN (5 steps)", "23.6 / 16 / -", "VEEGAN Table 1"),
+             ("VEEGAN", "24.6 / 40 / -", "VEEGAN Table 1"),
+             ("PacGAN4", "24.8 / 93.6 / 0.04", "PacGAN Table 1")],
+}
+BEGIN, END = "<!-- modes:begin -->", "<!-- modes:end -->"
+
+
+def run_one(preset: str, seed: int, steps: int | None) -> dict:
+    import torch
+
+    from ganforge.config import load_config
+    from ganforge.data import load_data
+    from ganforge.train.loop import train
+    from ganforge.train.watch import evaluate
+
+    torch.set_num_threads(1)
+    overrides = [f"train.seed={seed}", "train.progress=false", "train.tensorboard=false",
+                 "train.eval_every=0"]
+    if steps:
+        overrides.append(f"train.steps={steps}")
+    cfg = load_config(preset, overrides)
+    t0 = time.time()
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg.train.sample_every = cfg.train.checkpoint_every = cfg.train.steps
+        run = train(cfg, Path(tmp) / "run", log=lambda *a: None)
+        from ganforge.train.checkpoint import load_generator
+        g, _ = load_generator(run)
+    seconds = time.time() - t0
+    return {"preset": preset, "seed": seed, "seconds": seconds,
+            "modes_total": len(load_data(cfg).centers), **evaluate(g, load_data(cfg), cfg, 2500)}
+
+
+def _mean_std(values: list[float]) -> str:
+    if not values:
+        return "-"
+    sd = statistics.pstdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.2f} ± {sd:.2f}"
+
+
+def table(results: list[dict], presets: list[str]) -> str:
+    lines = ["| preset | modes | % high quality | reverse KL | s / run | seeds |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for p in presets:
+        rs = [r for r in results if r["preset"] == p]
+        if not rs:
+            continue
+        kls = [r["kl"] for r in rs if r["kl"] is not None]
+        kl = _mean_std(kls) + ("" if len(kls) == len(rs) else f" ({len(rs) - len(kls)} runs had no HQ sample)")
+        lines.append(f"| {p} | {_mean_std([r['modes'] for r in rs])} / {rs[0]['modes_total']} | "
+                     f"{_mean_std([r['hq'] for r in rs])} | {kl} | "
+                     f"{statistics.mean(r['seconds'] for r in rs):.0f} | {len(rs)} |")
+    for family in ("ring", "grid"):
+        if any(p.startswith(family) for p in presets):
+            for name, figures, source in PUBLISHED[family]:
+                m, hq, kl = figures.split(" / ")
+                lines.append(f"| published {family}: {name} ({source}) | {m} | {hq} | {kl} | | |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--presets", nargs="+", default=PRESETS)
+    p.add_argument("--seeds", type=int, default=10)
+    p.add_argument("--steps", type=int, help="override train.steps (default: the preset's)")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--write", action="store_true", help="replace the table in BENCHMARKS.md")
+    args = p.parse_args()
+    jobs = [(pr, s, args.steps) for pr in args.presets for s in range(args.seeds)]
+    t0 = time.time()
+    with ProcessPoolExecutor(args.workers) as pool:
+        results = []
+        for r in pool.map(run_one, *zip(*jobs)):
+            results.append(r)
+            kl = "-" if r["kl"] is None else f"{r['kl']:.3f}"
+            print(f"{r['preset']:<16} seed {r['seed']}: modes {r['modes']}/{r['modes_total']} "
+                  f"hq {r['hq']:.1f}% kl {kl} ({r['seconds']:.0f}s)", flush=True)
+    cmd = "python benchmarks/modes.py " + " ".join(
+        ([f"--presets {' '.join(args.presets)}"] if args.presets != PRESETS else [])
+        + ([f"--seeds {args.seeds}"] if args.seeds != 10 else [])
+        + ([f"--steps {args.steps}"] if args.steps else []))
+    header = (f"`{cmd.strip()}` on {platform.machine()}, {args.workers} worker processes of one "
+              f"thread each, {time.strftime('%Y-%m-%d')}, {(time.time() - t0) / 60:.0f} min in all. "
+              "Mean ± std over seeds; 2,500 samples per run.")
+    text = header + "\n\n" + table(results, args.presets)
+    print("\n" + text)
+    if args.write:
+        path = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
+        doc = path.read_text()
+        block = f"{BEGIN}\n{text}\n{END}"
+        doc = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, doc, flags=re.S) \
+            if BEGIN in doc else doc + "\n" + block + "\n"
+        path.write_text(doc)
+
+
+if __name__ == "__main__":
+    main()

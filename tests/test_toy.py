@@ -1,0 +1,363 @@
+"""Toy mixtures (data/toy.py), the settings that go with them (one-line ConfigErrors) and the
+minibatch-discrimination layer (models/layers.py)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ganforge.config import load_config
+from ganforge.data import is_toy, load_data
+from ganforge.data.base import Batches
+from ganforge.data.toy import FreshSamples
+from ganforge.errors import ConfigError
+from ganforge.models import build_models
+from ganforge.models.layers import MinibatchDiscrimination
+from ganforge.models.mlp import MLPDiscriminator
+
+CPU = torch.device("cpu")
+
+
+def toy(preset: str, *overrides: str):
+    return load_data(load_config(preset, list(overrides)))
+
+
+# ----------------------------------------------------------------------------- the mixtures
+
+def test_toy_names():
+    assert all(is_toy(n) for n in ("mixture-1d", "ring", "grid"))
+    assert not is_toy("mnist")
+
+
+def test_ring_centres_stds_and_weights():
+    data = toy("ring-gan")
+    assert data.kind == "toy" and data.dim == 2
+    c = data.centers.double()
+    assert c.shape == (8, 2)
+    assert torch.allclose(c.norm(dim=1), torch.full((8,), 2.0, dtype=torch.float64), atol=1e-6)
+    for k in range(8):  # centre k at angle 2 pi k / 8, in order
+        angle = 2 * math.pi * k / 8
+        assert c[k].tolist() == pytest.approx([2 * math.cos(angle), 2 * math.sin(angle)], abs=1e-6)
+    assert len({(round(x, 4), round(y, 4)) for x, y in c.tolist()}) == 8  # distinct
+    assert data.stds.tolist() == pytest.approx([0.02] * 8)
+    assert data.weights.tolist() == pytest.approx([1 / 8] * 8)
+
+
+def test_ring_settings():
+    data = toy("ring-gan", "data.toy.modes=5", "data.toy.radius=3.0", "data.toy.std=0.1")
+    assert data.centers.shape == (5, 2)
+    assert data.centers.norm(dim=1).tolist() == pytest.approx([3.0] * 5, abs=1e-6)
+    assert data.centers[1].tolist() == pytest.approx(
+        [3 * math.cos(2 * math.pi / 5), 3 * math.sin(2 * math.pi / 5)], abs=1e-6)
+    assert data.stds.tolist() == pytest.approx([0.1] * 5)
+
+
+def test_grid_centres_stds_and_weights():
+    data = toy("grid-gan")
+    assert data.centers.shape == (25, 2)
+    values = (-4.0, -2.0, 0.0, 2.0, 4.0)
+    assert {tuple(p) for p in data.centers.tolist()} == {(a, b) for a in values for b in values}
+    assert data.stds.tolist() == pytest.approx([0.05] * 25)
+    assert data.weights.tolist() == pytest.approx([1 / 25] * 25)
+
+
+def test_mixture_1d_defaults():
+    data = toy("mixture1d-gan")
+    assert data.dim == 1
+    assert data.centers[:, 0].tolist() == [-3.0, 3.0]
+    assert data.stds.tolist() == [0.5, 0.5]
+    assert data.weights.tolist() == [0.5, 0.5]
+
+
+def test_mixture_1d_reads_means_stds_weights():
+    data = toy("mixture1d-gan", "data.toy.means=[-1,2,5]", "data.toy.stds=[0.1,0.2,0.3]",
+               "data.toy.weights=[1,1,2]")
+    assert data.centers.shape == (3, 1)
+    assert data.centers[:, 0].tolist() == [-1.0, 2.0, 5.0]
+    assert data.stds.tolist() == pytest.approx([0.1, 0.2, 0.3])
+    assert data.weights.tolist() == pytest.approx([0.25, 0.25, 0.5])  # normalised
+
+
+def test_mixture_1d_sample_statistics():
+    # weights 1/4 and 3/4: mean = -3/4 + 9/4 = 1.5; variance = 0.25 + 6.75 = 7 (sd of the mean
+    # over 20,000 samples: 0.019)
+    data = toy("mixture1d-gan", "data.toy.weights=[1,3]")
+    x = data.sample(20000, torch.Generator().manual_seed(0))
+    assert x.shape == (20000, 1) and x.dtype == torch.float32
+    assert x.mean().item() == pytest.approx(1.5, abs=0.1)
+    assert x.var().item() == pytest.approx(7.0, abs=0.3)
+    right = (x[:, 0] > 0).float().mean().item()
+    assert right == pytest.approx(0.75, abs=0.02)
+    # within 4 std (2.0) of a centre: all but about 6e-5 of the samples
+    near = ((x - data.centers[:, 0]).abs() <= 4 * 0.5).any(1).float().mean().item()
+    assert near > 0.999
+    # each peak has its own std
+    assert x[x[:, 0] > 0].std().item() == pytest.approx(0.5, abs=0.03)
+
+
+@pytest.mark.parametrize("preset,modes,std", [("ring-gan", 8, 0.02), ("grid-gan", 25, 0.05)])
+def test_2d_sample_statistics(preset, modes, std):
+    data = toy(preset)
+    x = data.sample(10000, torch.Generator().manual_seed(1))
+    assert x.shape == (10000, 2)
+    dist = torch.cdist(x, data.centers)  # (n, M)
+    nearest, which = dist.min(1)
+    # P(||noise|| > 4 std) = exp(-8) ~ 3e-4 in 2-D
+    assert (nearest <= 4 * std).float().mean().item() > 0.998
+    share = torch.bincount(which, minlength=modes).float() / len(x)
+    assert share.tolist() == pytest.approx([1 / modes] * modes, abs=0.025)
+    assert x.mean(0).tolist() == pytest.approx([0.0, 0.0], abs=0.1)
+    # per-axis spread around the nearest centre is the mode std
+    offsets = x - data.centers[which]
+    assert offsets.std(0).tolist() == pytest.approx([std, std], rel=0.05)
+
+
+def test_sample_is_seeded():
+    data = toy("ring-gan")
+    a = data.sample(100, torch.Generator().manual_seed(3))
+    b = data.sample(100, torch.Generator().manual_seed(3))
+    c = data.sample(100, torch.Generator().manual_seed(4))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_density_1d_integrates_to_one_and_by_hand():
+    data = toy("mixture1d-gan")
+    xs = torch.linspace(-10, 10, 20001, dtype=torch.float32)
+    p = data.density(xs[:, None])
+    assert p.shape == (20001,) and (p >= 0).all()
+    assert torch.trapezoid(p, xs).item() == pytest.approx(1.0, abs=1e-3)
+    # at x = 3: 1/2 N(3; 3, 0.25) + 1/2 N(3; -3, 0.25) = 1/2 / (0.5 sqrt(2 pi)) + ~0
+    assert data.density(torch.tensor([[3.0]])).item() == pytest.approx(
+        0.5 / (0.5 * math.sqrt(2 * math.pi)), rel=1e-5)
+    assert data.density(torch.tensor([[0.0]])).item() < 1e-6  # between the peaks
+
+
+def test_density_1d_uneven_mixture_integrates_to_one():
+    data = toy("mixture1d-gan", "data.toy.means=[-2,0,4]", "data.toy.stds=[0.3,1.0,0.7]",
+               "data.toy.weights=[2,1,1]")
+    xs = torch.linspace(-12, 12, 24001)
+    assert torch.trapezoid(data.density(xs[:, None]), xs).item() == pytest.approx(1.0, abs=1e-3)
+
+
+def test_density_2d_integrates_to_one():
+    # a wider ring so that a 0.01 grid resolves it: std 0.2
+    data = toy("ring-gan", "data.toy.std=0.2")
+    axis = torch.linspace(-3.5, 3.5, 701)
+    gx, gy = torch.meshgrid(axis, axis, indexing="xy")
+    p = data.density(torch.stack([gx.flatten(), gy.flatten()], 1)).reshape(gx.shape)
+    total = torch.trapezoid(torch.trapezoid(p, axis, dim=1), axis).item()
+    assert total == pytest.approx(1.0, abs=2e-3)
+    # at a centre: 1/8 / (2 pi 0.04), the other modes are far
+    centre = data.centers[:1]
+    assert data.density(centre).item() == pytest.approx(1 / 8 / (2 * math.pi * 0.04), rel=1e-4)
+
+
+# ----------------------------------------------------------------------------- batches
+
+def test_fresh_samples_every_step_and_state_round_trip():
+    data = toy("ring-gan")
+    batches = data.batches(32, CPU, seed=5)
+    assert isinstance(batches, FreshSamples)
+    first, y = batches.next()
+    assert first.shape == (32, 2) and y.shape == (32,) and (y == 0).all()
+    assert not torch.equal(first, batches.next()[0])  # new points every step
+    state = {k: v.clone() for k, v in batches.state_dict().items()}
+    after = [batches.next()[0] for _ in range(3)]
+
+    other = data.batches(32, CPU, seed=99)
+    assert not torch.equal(other.next()[0], after[0])
+    other.load_state_dict(state)
+    for expected in after:
+        assert torch.equal(other.next()[0], expected)
+    # the same seed replays from the start
+    assert torch.equal(data.batches(32, CPU, seed=5).next()[0], first)
+
+
+def test_fixed_size_is_a_fixed_set():
+    data = toy("ring-gan", "data.toy.fixed_size=64")
+    batches = data.batches(16, CPU, seed=0)
+    assert isinstance(batches, Batches)
+
+    def epoch():
+        return torch.cat([batches.next()[0] for _ in range(4)])
+
+    def as_set(x):
+        return {tuple(p) for p in x.tolist()}
+
+    e1, e2, e3 = epoch(), epoch(), epoch()
+    assert len(as_set(e1)) == 64
+    assert as_set(e1) == as_set(e2) == as_set(e3)  # the same 64 points every epoch
+    assert not torch.equal(e1, e2)  # in a new order
+    # the set is a draw from the ring, fixed by the seed
+    assert torch.cdist(e1, data.centers).min(1).values.max().item() < 4 * 0.02 * 1.5
+    again = data.batches(16, CPU, seed=0)
+    assert as_set(torch.cat([again.next()[0] for _ in range(4)])) == as_set(e1)
+    other = data.batches(16, CPU, seed=1)
+    assert as_set(torch.cat([other.next()[0] for _ in range(4)])) != as_set(e1)
+
+
+def test_fixed_size_smaller_than_a_batch_is_a_data_error():
+    from ganforge.errors import DataError
+    data = toy("ring-gan", "data.toy.fixed_size=8")
+    with pytest.raises(DataError, match="batch"):
+        data.batches(16, CPU, seed=0)
+
+
+def test_fixed_size_source_says_so():
+    assert "fixed set of 64" in toy("ring-gan", "data.toy.fixed_size=64").source
+    assert "fresh samples" in toy("ring-gan").source
+
+
+# ----------------------------------------------------------------------------- bad settings
+
+BAD = {
+    # name: (preset, overrides, words the one-line message must contain)
+    "toy-mlp on mnist": ("gan-mnist", ["model.arch=toy-mlp"], ["toy-mlp", "mnist"]),
+    "mlp on ring": ("ring-gan", ["model.arch=mlp"], ["mlp", "ring", "toy-mlp"]),
+    "dcgan on ring": ("ring-gan", ["model.arch=dcgan"], ["dcgan", "ring", "toy-mlp"]),
+    "mlp on grid": ("grid-gan", ["model.arch=mlp"], ["grid", "toy-mlp"]),
+    "means vs stds": ("mixture1d-gan", ["data.toy.means=[-3,0,3]"],
+                      ["data.toy.means", "data.toy.stds", "3, 2, 2"]),
+    "weights length": ("mixture1d-gan", ["data.toy.weights=[1]"], ["data.toy.weights"]),
+    "negative std": ("mixture1d-gan", ["data.toy.stds=[0.5,-1]"], ["data.toy.stds"]),
+    "ring std": ("ring-gan", ["data.toy.std=0"], ["data.toy.std"]),
+    "fixed size": ("ring-gan", ["data.toy.fixed_size=0"], ["data.toy.fixed_size"]),
+    "unroll rmsprop": ("ring-unrolled", ["optim.name=rmsprop"],
+                       ["train.unroll_steps", "adam"]),
+    "unroll penalty": ("ring-unrolled", ["loss.penalty=dragan"],
+                       ["loss.penalty", "train.unroll_steps"]),
+    "unroll feature matching": ("ring-gan", ["train.unroll_steps=2",
+                                             "loss.generator=feature-matching"],
+                                ["feature-matching", "train.unroll_steps"]),
+    "negative unroll": ("ring-gan", ["train.unroll_steps=-1"], ["train.unroll_steps"]),
+    "minibatch dcgan": ("demo", ["model.minibatch_kernels=4"],
+                        ["model.minibatch_kernels", "dcgan"]),
+    "optimiser": ("ring-gan", ["optim.name=foo"], ["optim.name", "foo", "adam", "rmsprop"]),
+    "penalty": ("ring-gan", ["loss.penalty=foo"], ["loss.penalty", "foo", "wgan-gp", "dragan",
+                                                   "r1"]),
+    "clip": ("ring-gan", ["optim.clip_d=0"], ["optim.clip_d"]),
+    "d loss": ("ring-gan", ["loss.discriminator=foo"], ["loss.discriminator", "wasserstein",
+                                                        "hinge", "least-squares"]),
+    "eval every": ("ring-gan", ["train.eval_every=-1"], ["train.eval_every"]),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_toy_settings_are_one_line_config_errors(case):
+    preset, overrides, words = BAD[case]
+    with pytest.raises(ConfigError) as info:
+        load_config(preset, overrides)
+    msg = str(info.value)
+    assert "\n" not in msg and msg
+    for w in words:
+        assert w in msg, (w, msg)
+
+
+def test_good_toy_settings_load():
+    """The combinations the errors above rule out are fine one at a time."""
+    load_config("ring-gan", ["optim.name=rmsprop", "optim.clip_d=0.01",
+                             "loss.discriminator=wasserstein", "loss.generator=wasserstein"])
+    load_config("ring-gan", ["loss.penalty=r1", "loss.generator=feature-matching"])
+    load_config("ring-gan", ["train.unroll_steps=3", "model.minibatch_kernels=4"])
+    load_config("gan-mnist", ["model.minibatch_kernels=4"])
+    load_config("mixture1d-gan", ["data.toy.means=[0]", "data.toy.stds=[1]",
+                                  "data.toy.weights=[1]"])
+
+
+# ----------------------------------------------------------------------------- toy models
+
+@pytest.mark.parametrize("preset,dim", [("mixture1d-gan", 1), ("ring-gan", 2), ("grid-gan", 2)])
+def test_toy_mlp_shapes(preset, dim):
+    cfg = load_config(preset, ["model.z_dim=4", "model.g_hidden=[8]", "model.d_hidden=[8,6]"])
+    g, d = build_models(cfg)
+    x = g(torch.randn(5, 4))
+    assert x.shape == (5, dim)
+    assert d(x).shape == (5,)
+    # linear output, no tanh: G can reach the grid corners at +-4
+    assert not any(isinstance(m, torch.nn.Tanh) for m in g.modules())
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in [*g.modules(), *d.modules()])
+
+
+def test_toy_mlp_with_minibatch_discrimination():
+    cfg = load_config("ring-gan", ["model.d_hidden=[8,6]", "model.minibatch_kernels=3",
+                                   "model.minibatch_kernel_dim=4"])
+    _, d = build_models(cfg)
+    layers = [m for m in d.modules() if isinstance(m, MinibatchDiscrimination)]
+    assert len(layers) == 1 and layers[0].T.shape == (6, 12)
+    feats = d.features(torch.randn(7, 2))
+    assert feats[-2].shape == (7, 6 + 3) and feats[-1].shape == (7, 1)
+    assert d(torch.randn(7, 2)).shape == (7,)
+
+
+# ----------------------------------------------------------------------------- minibatch layer
+
+def test_minibatch_output_shape_and_passthrough():
+    torch.manual_seed(0)
+    layer = MinibatchDiscrimination(in_features=6, kernels=4, kernel_dim=3)
+    h = torch.randn(10, 6)
+    out = layer(h)
+    assert out.shape == (10, 6 + 4)
+    assert torch.equal(out[:, :6], h)  # [f(x), o(x)]
+    o = out[:, 6:]
+    assert ((o >= 0) & (o <= 9)).all()  # a sum of N - 1 terms in (0, 1]
+
+
+@pytest.mark.parametrize("n", [1, 2, 7])
+def test_minibatch_identical_rows_give_n_minus_one(n):
+    torch.manual_seed(1)
+    layer = MinibatchDiscrimination(5, kernels=3, kernel_dim=2)
+    h = torch.randn(1, 5).repeat(n, 1)
+    o = layer(h)[:, 5:]
+    assert o.shape == (n, 3)
+    assert torch.equal(o, torch.full((n, 3), float(n - 1)))
+
+
+def test_minibatch_by_hand():
+    """One kernel of dimension 1 and T = [[1]]: M = h, c(i, j) = exp(-|h_i - h_j|).
+    h = 0, 1, 3: o_0 = e^-1 + e^-3, o_1 = e^-1 + e^-2, o_2 = e^-3 + e^-2."""
+    layer = MinibatchDiscrimination(1, kernels=1, kernel_dim=1)
+    with torch.no_grad():
+        layer.T.fill_(1.0)
+    o = layer(torch.tensor([[0.0], [1.0], [3.0]]))[:, 1]
+    e = math.exp
+    assert o.tolist() == pytest.approx([e(-1) + e(-3), e(-1) + e(-2), e(-3) + e(-2)], rel=1e-6)
+
+
+def test_minibatch_far_apart_rows_give_zero():
+    layer = MinibatchDiscrimination(1, kernels=2, kernel_dim=1)
+    with torch.no_grad():
+        layer.T.fill_(1.0)
+    o = layer(torch.tensor([[0.0], [100.0], [-100.0]]))[:, 1:]
+    assert o.abs().max().item() < 1e-30
+
+
+def test_minibatch_is_permutation_equivariant():
+    torch.manual_seed(2)
+    layer = MinibatchDiscrimination(6, kernels=4, kernel_dim=3)
+    h = torch.randn(9, 6)
+    perm = torch.randperm(9)
+    assert torch.allclose(layer(h[perm]), layer(h)[perm], atol=1e-6)
+    # and o(x_i) depends on the rest of the batch
+    assert not torch.allclose(layer(h[:5])[:, 6:], layer(h)[:5, 6:])
+
+
+def test_minibatch_gradient_reaches_t():
+    torch.manual_seed(3)
+    layer = MinibatchDiscrimination(4, kernels=2, kernel_dim=3)
+    layer(torch.randn(6, 4)).sum().backward()
+    assert layer.T.grad is not None and layer.T.grad.abs().sum() > 0
+
+
+def test_d_spots_a_collapsed_batch():
+    """With minibatch discrimination D's logits for the same point depend on its batch: a batch of
+    copies of one point differs from that point inside a varied batch. Without it they match."""
+    torch.manual_seed(4)
+    x = torch.randn(8, 2)
+    collapsed = x[:1].repeat(8, 1)
+    with_mbd = MLPDiscriminator((2,), [8], toy=True, minibatch_kernels=4)
+    without = MLPDiscriminator((2,), [8], toy=True)
+    assert not torch.allclose(with_mbd(collapsed)[0], with_mbd(x)[0])
+    assert torch.allclose(without(collapsed)[0], without(x)[0])
+    assert np.allclose(with_mbd(collapsed).detach().numpy(), with_mbd(collapsed)[0].item())
