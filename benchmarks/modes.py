@@ -5,6 +5,7 @@ high-quality samples against uniform).
     python benchmarks/modes.py                       # ring and grid presets, 10 seeds, 2 workers
     python benchmarks/modes.py --presets ring-gan --seeds 3 --steps 2000
     python benchmarks/modes.py --write               # also replace the table in BENCHMARKS.md
+    python benchmarks/modes.py --presets ring-gan ring-wgan-gp:3   # PRESET:N runs N seeds
 
 Each run trains one preset with ``train.seed=S`` on one CPU thread (runs go in parallel over
 ``--workers`` processes) and scores its final generator.
@@ -15,6 +16,7 @@ import argparse
 import platform
 import re
 import statistics
+import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -95,7 +97,9 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--write", action="store_true", help="replace the table in BENCHMARKS.md")
     args = p.parse_args()
-    jobs = [(pr, s, args.steps) for pr in args.presets for s in range(args.seeds)]
+    plan = [(p.split(":")[0], int(p.split(":")[1]) if ":" in p else args.seeds) for p in args.presets]
+    args.presets = [name for name, _ in plan]
+    jobs = [(name, s, args.steps) for name, n in plan for s in range(n)]
     t0 = time.time()
     with ProcessPoolExecutor(args.workers) as pool:
         results = []
@@ -104,11 +108,8 @@ def main() -> None:
             kl = "-" if r["kl"] is None else f"{r['kl']:.3f}"
             print(f"{r['preset']:<16} seed {r['seed']}: modes {r['modes']}/{r['modes_total']} "
                   f"hq {r['hq']:.1f}% kl {kl} ({r['seconds']:.0f}s)", flush=True)
-    cmd = "python benchmarks/modes.py " + " ".join(
-        ([f"--presets {' '.join(args.presets)}"] if args.presets != PRESETS else [])
-        + ([f"--seeds {args.seeds}"] if args.seeds != 10 else [])
-        + ([f"--steps {args.steps}"] if args.steps else []))
-    header = (f"`{cmd.strip()}` on {platform.machine()}, {args.workers} worker processes of one "
+    cmd = " ".join(["python benchmarks/modes.py", *sys.argv[1:]])
+    header = (f"`{cmd}` on {platform.machine()}, {args.workers} worker processes of one "
               f"thread each, {time.strftime('%Y-%m-%d')}, {(time.time() - t0) / 60:.0f} min in all. "
               "Mean ± std over seeds; 2,500 samples per run.")
     text = header + "\n\n" + table(results, args.presets)

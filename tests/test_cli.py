@@ -13,13 +13,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from safetensors.torch import load_file
 
 from conftest import read_metrics, snapshot, write_png_folder
-from ganforge.cli import main
 from ganforge.config import load_config, load_run_config
 from ganforge.sampling import fixed_inputs, generate
 from ganforge.train.checkpoint import load_generator
+from helpers import assert_bitwise_equal, cli, ckpt as ckpt_file, differs, without_time
 
 STATS = ("step", "d_loss", "g_loss", "d_acc", "d_real", "d_fake", "js_estimate")
 # Per preset, extra settings for the resume tests: the demo run also writes TensorBoard events
@@ -28,26 +27,14 @@ STATS = ("step", "d_loss", "g_loss", "d_acc", "d_real", "d_fake", "js_estimate")
 RESUME_PRESETS = {"demo": ["train.tensorboard=true"], "cdcgan-mnist": [], "gan-mnist": []}
 
 
-def cli(*argv) -> int:
-    return main([str(a) for a in argv])
 
 
-def ckpt_file(run, step, name="generator"):
-    return load_file(run / "checkpoints" / f"step_{step:06d}" / f"{name}.safetensors")
 
 
-def assert_bitwise_equal(a: dict, b: dict):
-    assert a.keys() == b.keys()
-    for k in a:
-        assert a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]), k
 
 
-def differs(a: dict, b: dict) -> bool:
-    return any(not torch.equal(a[k], b[k]) for k in a)
 
 
-def without_time(records):
-    return [{k: v for k, v in r.items() if k != "time"} for r in records]
 
 
 @pytest.fixture(scope="module")

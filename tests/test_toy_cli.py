@@ -17,13 +17,11 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
-from safetensors.torch import load_file
 
 from conftest import read_metrics
-from ganforge.cli import main
 from ganforge.config import load_run_config, preset_names
+from helpers import assert_bitwise_equal, cli, ckpt, differs, without_time
 
 TOY_PRESETS = [p for p in preset_names() if p.startswith(("ring-", "grid-", "mixture1d-"))]
 TINY = ["train.batch_size=64", "model.z_dim=4", "model.g_hidden=[16]", "model.d_hidden=[16]",
@@ -49,30 +47,18 @@ RESUME = {
 PRESET_RUN = {"plain": "ring-gan", "dragan": "ring-dragan", "wgan-gp": "ring-wgan-gp"}
 
 
-def cli(*argv) -> int:
-    return main([str(a) for a in argv])
 
 
 def tiny(steps: int, *extra: str) -> list[str]:
     return [*TINY, f"train.steps={steps}", *extra]
 
 
-def ckpt(run, step, name="generator"):
-    return load_file(run / "checkpoints" / f"step_{step:06d}" / f"{name}.safetensors")
 
 
-def assert_bitwise_equal(a: dict, b: dict):
-    assert a.keys() == b.keys()
-    for k in a:
-        assert a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]), k
 
 
-def differs(a: dict, b: dict) -> bool:
-    return a.keys() != b.keys() or any(not torch.equal(a[k], b[k]) for k in a)
 
 
-def without_time(records):
-    return [{k: v for k, v in r.items() if k != "time"} for r in records]
 
 
 def one_error_line(capsys) -> str:

@@ -15,7 +15,6 @@ KL is 0 when the HQ samples spread evenly over all modes and log M when they all
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np

@@ -1,0 +1,27 @@
+"""Helpers shared by the end-to-end tests (imported as `helpers`; pytest puts tests/ on the path)."""
+import torch
+from safetensors.torch import load_file
+
+from ganforge.cli import main
+
+
+def cli(*argv) -> int:
+    return main([str(a) for a in argv])
+
+
+def ckpt(run, step, name="generator"):
+    return load_file(run / "checkpoints" / f"step_{step:06d}" / f"{name}.safetensors")
+
+
+def assert_bitwise_equal(a: dict, b: dict):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]), k
+
+
+def differs(a: dict, b: dict) -> bool:
+    return a.keys() != b.keys() or any(not torch.equal(a[k], b[k]) for k in a)
+
+
+def without_time(records):
+    return [{k: v for k, v in r.items() if k != "time"} for r in records]
