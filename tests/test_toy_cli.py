@@ -159,13 +159,16 @@ def test_preset_remedies_are_wired(runs):
 
 @pytest.mark.parametrize("name", list(RESUME))
 def test_resume_is_bitwise_equal(name, runs, tmp_path):
+    # The toy presets decay the learning rate over train.steps, so the split run continues a
+    # 12-step run from its step-6 checkpoint (as after a crash or Ctrl-C) rather than raising
+    # train.steps (that path is tested on the MNIST presets in test_cli.py).
     preset, extra = RESUME[name]
     full = runs(f"resume:{name}")
     split = tmp_path / name
+    shutil.copytree(full, split)
+    shutil.rmtree(split / "checkpoints" / "step_000012")
     with no_pictures():
-        assert cli("train", preset, *tiny(6, *extra), "--out", split) == 0
-        assert sorted(p.name for p in (split / "checkpoints").iterdir()) == ["step_000006"]
-        assert cli("train", "--resume", split, "train.steps=12") == 0
+        assert cli("train", "--resume", split) == 0
 
     for part in ("generator", "discriminator", "optim_g", "optim_d", "state"):
         assert_bitwise_equal(ckpt(full, 12, part), ckpt(split, 12, part))

@@ -178,6 +178,7 @@ def train(cfg: Config, run_dir: str | Path, *, overwrite: bool = False, resume: 
             real, y = batches.next()  # (B, C, H, W) in [-1, 1], (B,)
             y = y if cfg.model.conditional else None
             fake = g(z_like(len(real)), y)  # G runs once; D sees it detached
+            real_g, y_g = real, y  # the G phase uses this first batch and its labels
 
             # --- discriminator: k updates ascending V(D, G)
             for i in range(t.d_steps):
@@ -205,17 +206,17 @@ def train(cfg: Config, run_dir: str | Path, *, overwrite: bool = False, resume: 
             d.requires_grad_(False)
             for j in range(t.g_steps):
                 if j > 0:
-                    fake = g(z_like(len(real)), y)
+                    fake = g(z_like(len(real_g)), y_g)
                 if getattr(g_loss_fn, "uses_features", False):  # feature matching
                     with torch.no_grad():
-                        real_feat = d.features(real, y)[-2]
-                    g_loss = g_loss_fn(d.features(fake, y)[-2], real_feat)
+                        real_feat = d.features(real_g, y_g)[-2]
+                    g_loss = g_loss_fn(d.features(fake, y_g)[-2], real_feat)
                 elif t.unroll_steps:  # G plays against D advanced K steps ahead
                     g_loss = g_loss_fn(unrolled_fake_logits(
-                        d, opt_d, d_loss_fn, real, fake, y, t.unroll_steps,
+                        d, opt_d, d_loss_fn, real_g, fake, y_g, t.unroll_steps,
                         first_order=t.unroll_first_order, clip=clip))
                 else:
-                    g_loss = g_loss_fn(d(fake, y))
+                    g_loss = g_loss_fn(d(fake, y_g))
                 opt_g.zero_grad(set_to_none=True)
                 g_loss.backward()
                 opt_g.step()
