@@ -258,19 +258,22 @@ def test_eval_json_matches_the_training_metrics(runs, tmp_path, capsys):
     assert {k: at6[k] for k in ("modes", "hq", "kl")} == {k: six[k] for k in ("modes", "hq", "kl")}
 
 
-def test_eval_of_an_image_run_is_one_line(tmp_path, capsys):
+def test_eval_of_an_rgb_image_run_is_one_line(tmp_path, capsys):
+    """1-channel image runs are scored (tests/test_eval_cli.py); 3-channel ones would need
+    InceptionV3, which is not available offline."""
     from conftest import write_png_folder
 
     images = write_png_folder(tmp_path / "images", n=8, size=(12, 12))
     run = tmp_path / "run"
     assert cli("train", "gan-mnist", "data.name=image-folder", f"data.root={images}",
+               "data.channels=3", "data.image_size=12",
                "model.g_hidden=[8]", "model.d_hidden=[8]", "model.z_dim=4",
                "train.batch_size=4", "train.steps=1", "train.progress=false",
                "train.tensorboard=false", "train.device=cpu", "--out", run) == 0
     capsys.readouterr()
     assert cli("eval", run) == 2
     line = one_error_line(capsys)
-    assert "toy" in line and "image-folder" in line
+    assert "Inception" in line and "image-folder" in line
     assert not (run / "eval.json").exists()
 
 

@@ -16,6 +16,8 @@ EXAMPLES = """examples:
   ganforge train dcgan-mnist train.steps=2000 loss.generator=minimax --out runs/dcgan
   ganforge train --resume runs/dcgan train.steps=4000
   ganforge sample runs/dcgan --n 100 --out grid.png
+  ganforge eval runs/dcgan --n 2500
+  ganforge eval --samples samples.npy --reference mnist --metrics fid,pr
 """
 
 
@@ -92,6 +94,85 @@ def _cmd_sample(args) -> int:
     return 0
 
 
+IMAGE_ROWS = (("fid", "classifier FID", "{:.3f}"), ("kid", "KID", "{:.5f}"),
+              ("is", "classifier score", "{:.3f}"), ("precision", "precision", "{:.3f}"),
+              ("recall", "recall", "{:.3f}"), ("cond_acc", "conditional acc.", "{:.3f}"))
+METRIC_CHOICES = ("fid", "kid", "is", "pr")
+
+
+def _parse_metrics(text: str) -> tuple[str, ...]:
+    chosen = tuple(m.strip() for m in text.split(",") if m.strip())
+    bad = [m for m in chosen if m not in METRIC_CHOICES]
+    if bad or not chosen:
+        raise GanforgeError(f"--metrics '{text}' is not known; choose a comma-separated list "
+                            f"from: {', '.join(METRIC_CHOICES)}")
+    return chosen
+
+
+def _print_image_result(result: dict) -> None:
+    print(f"{'samples':<22}{result['n']}")
+    for key, label, fmt in IMAGE_ROWS:
+        if key in result:
+            extra = f" +- {result[key + '_std']:.5f}" if key + "_std" in result else ""
+            print(f"{label:<22}{fmt.format(result[key])}{extra}")
+    if result.get("cond_acc_per_class"):
+        per = " ".join("-" if v is None else f"{v:.2f}" for v in result["cond_acc_per_class"])
+        print(f"{'  per class 0..9':<22}{per}")
+
+
+def _load_samples(path: Path):
+    import numpy as np
+
+    if path.suffix.lower() != ".npy":
+        raise GanforgeError(f"--samples '{path}' must be a .npy file of (N, C, H, W) floats")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise GanforgeError(f"cannot read --samples '{path}': {str(e).splitlines()[0]}") from None
+    if array.ndim != 4 or array.shape[1] not in (1, 3) or array.shape[0] < 4:
+        raise GanforgeError(f"--samples '{path}' has shape {array.shape}; expected (N, C, H, W) "
+                            "with C = 1 or 3 and N >= 4")
+    if not np.issubdtype(array.dtype, np.floating):
+        raise GanforgeError(f"--samples '{path}' holds {array.dtype}; expected floats in [-1, 1]")
+    if not np.isfinite(array).all():
+        raise GanforgeError(f"--samples '{path}' contains NaN or infinite values")
+    lo, hi = float(array.min()), float(array.max())
+    if lo < -1.001 or hi > 1.001:
+        raise GanforgeError(f"--samples '{path}' has values in [{lo:.3g}, {hi:.3g}]; expected "
+                            "[-1, 1] (what `ganforge sample --out FILE.npy` writes)")
+    return array
+
+
+def _cmd_eval_samples(args) -> int:
+    import json
+
+    import numpy as np
+    import torch
+
+    from ganforge.config import load_config
+    from ganforge.data import load_data
+    from ganforge.metrics.image import reference_subset, score_images
+
+    if args.run_dir is not None or args.step is not None:
+        raise GanforgeError("give either RUN_DIR or --samples FILE.npy, not both")
+    samples = torch.from_numpy(np.ascontiguousarray(_load_samples(Path(args.samples)),
+                                                    dtype=np.float32))
+    samples = samples[: args.n] if args.n is not None else samples
+    cfg = load_config("demo", [f"data.name={args.reference}"])
+    real = reference_subset(load_data(cfg).images, len(samples))
+    result = {"n": len(samples), "reference": args.reference,
+              **score_images(samples, real, _parse_metrics(args.metrics),
+                             reference=args.reference)}
+    out = Path(args.samples).with_suffix(".eval.json")
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    if args.json:
+        print(json.dumps(result))
+    else:
+        _print_image_result(result)
+        print(f"wrote {out}")
+    return 0
+
+
 def _cmd_eval(args) -> int:
     import json
 
@@ -99,24 +180,59 @@ def _cmd_eval(args) -> int:
     from ganforge.train.checkpoint import load_generator
     from ganforge.train.watch import evaluate
 
-    if args.n < 1:
-        raise GanforgeError(f"--n {args.n} must be at least 1")
+    if args.n is not None and args.n < (4 if args.samples else 1):
+        raise GanforgeError(f"--n {args.n} must be at least {4 if args.samples else 1}")
+    if args.samples:
+        return _cmd_eval_samples(args)
+    if args.run_dir is None:
+        raise GanforgeError("eval needs a run folder (ganforge eval RUN_DIR) or "
+                            "--samples FILE.npy --reference mnist")
+    n = args.n or 2500
     g, cfg = load_generator(args.run_dir, step=args.step)
     data = load_data(cfg)
-    if data.kind != "toy":
-        raise GanforgeError("ganforge eval scores toy-mixture runs (data.name mixture-1d, ring, "
-                            f"grid); image metrics are not available yet (this run uses "
-                            f"{cfg.data.name})")
-    result = {"n": args.n, **evaluate(g, data, cfg, args.n)}
+    if data.kind == "toy":
+        result = {"n": n, **evaluate(g, data, cfg, n)}
+    else:
+        from ganforge.metrics.image import reference_subset, score_images
+        from ganforge.sampling import fixed_inputs, generate
+
+        if data.images.shape[1] != 1:
+            raise GanforgeError(f"this run has {data.images.shape[1]}-channel images "
+                                f"({cfg.data.name}); their metrics need InceptionV3, which is "
+                                "not available offline; ganforge eval scores toy and 1-channel "
+                                "(MNIST-like) runs")
+        if n < 4:
+            raise GanforgeError(f"--n {n} must be at least 4 for image metrics")
+        z, y = fixed_inputs(cfg, n, seed=cfg.train.seed + 999)  # the noise the loop scores
+        real = reference_subset(data.images, n)
+        result = {"n": n, **score_images(generate(g, z, y), real, _parse_metrics(args.metrics),
+                                         labels=y, reference=f"{cfg.data.name}-train")}
     (Path(args.run_dir) / "eval.json").write_text(json.dumps(result, indent=1) + "\n")
     if args.json:
         print(json.dumps(result))
         return 0
+    if data.kind != "toy":
+        _print_image_result(result)
+        return 0
     kl = "n/a (no high-quality sample)" if result["kl"] is None else f"{result['kl']:.4f}"
-    print(f"{'samples':<22}{args.n}")
+    print(f"{'samples':<22}{n}")
     print(f"{'modes covered':<22}{result['modes']} / {len(data.centers)}")
     print(f"{'high quality (%)':<22}{result['hq']:.1f}")
     print(f"{'reverse KL':<22}{kl}")
+    return 0
+
+
+def _cmd_classifier(args) -> int:
+    from ganforge.metrics.classifier import train_classifier
+
+    out = Path(args.out)
+    if out.suffix != ".safetensors":
+        raise GanforgeError(f"--out '{out}' must end in .safetensors")
+    if args.epochs < 1:
+        raise GanforgeError(f"--epochs {args.epochs} must be at least 1")
+    result = train_classifier(seed=args.seed, epochs=args.epochs, out=out)
+    print(f"held-out accuracy {result['held_out_acc']:.4f} on {result['n_held_out']} digits "
+          f"(train {result['train_acc']:.4f}, {result['seconds']:.0f} s); wrote {out}")
     return 0
 
 
@@ -158,11 +274,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     s.add_argument("--step", type=int, help="checkpoint step (default: the newest)")
     s.add_argument("--out", required=True, help="FILE.png for a grid, FILE.npy for raw samples")
-    e = sub.add_parser("eval", help="score a run (toy mixtures: modes, %% high quality, KL)")
-    e.add_argument("run_dir")
-    e.add_argument("--n", type=int, default=2500, help="number of samples (default 2500)")
+    e = sub.add_parser("eval", help="score a run or a .npy file of samples",
+                       description="Toy runs: modes, %% high quality, KL. 1-channel image runs "
+                       "and --samples: classifier FID, KID, score, precision/recall (and "
+                       "conditional accuracy). Writes eval.json.")
+    e.add_argument("run_dir", nargs="?", help="a ganforge run folder")
+    e.add_argument("--samples", metavar="FILE.npy", help="score (N, C, H, W) floats in [-1, 1]")
+    e.add_argument("--reference", default="mnist", choices=["mnist"],
+                   help="the real data --samples is compared with (default mnist)")
+    e.add_argument("--metrics", default=",".join(METRIC_CHOICES),
+                   help="image metrics to compute, comma-separated (default fid,kid,is,pr)")
+    e.add_argument("--n", type=int, help="number of samples (default 2500; --samples: all)")
     e.add_argument("--step", type=int, help="checkpoint step (default: the newest)")
     e.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    c = sub.add_parser("classifier", help="retrain the MNIST classifier the image metrics use")
+    c.add_argument("--out", required=True, help="FILE.safetensors for the weights")
+    c.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    c.add_argument("--epochs", type=int, default=15, help="epochs (default 15)")
 
     th = sub.add_parser("theory", help="the theory lab: optimal D, V(D*, G) vs JS, G losses")
     th.add_argument("--out", required=True, help="folder for the figures")
@@ -170,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {"presets": _cmd_presets, "train": _cmd_train, "sample": _cmd_sample,
-            "eval": _cmd_eval, "theory": _cmd_theory}
+            "eval": _cmd_eval, "classifier": _cmd_classifier, "theory": _cmd_theory}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,6 @@
 """What the loop shows and measures at intervals: sample pictures and evaluation metrics.
-Image runs get a 10x10 grid of fixed noise; toy runs get a density / heat-map frame and the
-mode metrics (modes covered, % high quality, reverse KL)."""
+Image runs get a 10x10 grid of fixed noise and (1-channel data) the classifier metrics; toy runs
+get a density / heat-map frame and the mode metrics (modes covered, % high quality, reverse KL)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -56,13 +56,32 @@ def save_frame(g: nn.Module, d: nn.Module, data, cfg, path: Path, step: int) -> 
                  d_prob(d, pts).reshape(gx.shape), step)
 
 
+IMAGE_METRICS = ("fid", "kid", "is", "precision", "recall", "cond_acc")
+
+
 def evaluate(g: nn.Module, data, cfg, n: int | None = None) -> dict:
-    """Metrics of G's samples; for toy mixtures the PacGAN mode metrics on n samples."""
+    """Metrics of G's samples on n samples (default train.eval_samples).
+
+    Toy mixtures: the PacGAN mode metrics (modes, hq, kl). 1-channel images (MNIST-like):
+    classifier FID, KID, score, precision and recall against the real training data, plus the
+    conditional accuracy of conditional models (flat floats, see metrics/image.py).
+    3-channel images: {} (InceptionV3 weights cannot be fetched offline)."""
+    n = n or cfg.train.eval_samples
     if data.kind != "toy":
-        return {}
+        if data.images.shape[1] != 1:
+            return {}
+        from ganforge.metrics.image import reference_subset, score_images
+
+        z, y = fixed_inputs(cfg, n, seed=cfg.train.seed + 999)
+        # as many real training images as samples (at most all): k-NN precision / recall
+        # assume sets of equal size; the draw is seeded, so the cached features are reused
+        real = reference_subset(data.images, n)
+        result = score_images(generate(g, z, y), real, labels=y,
+                              reference=f"{cfg.data.name}-train")
+        return {k: result[k] for k in IMAGE_METRICS if k in result}
     from ganforge.metrics.modes import mode_metrics
 
-    z, _ = fixed_inputs(cfg, n or cfg.train.eval_samples, seed=cfg.train.seed + 999)
+    z, _ = fixed_inputs(cfg, n, seed=cfg.train.seed + 999)
     result = mode_metrics(generate(g, z).numpy(), data.centers.numpy(), data.stds.numpy())
     return {k: result[k] for k in ("modes", "hq", "kl")}
 

