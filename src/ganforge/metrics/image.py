@@ -1,4 +1,5 @@
-"""Image metrics in the feature space of the MNIST classifier (see classifier.py).
+"""Image metrics in the feature space of the MNIST classifier (see classifier.py), or of
+InceptionV3 for natural images (see inception.py; ``extractor="inception"``).
 
     fid                 Frechet distance between Gaussians fitted to two feature sets
     kid                 unbiased MMD^2 with the cubic polynomial kernel, over random subsets
@@ -8,9 +9,9 @@
 
 Numerics are in float64. Features of a reference set are cached under ``~/.cache/ganforge/``
 (or ``$GANFORGE_CACHE``) keyed by dataset name, extractor (with a hash of its weights), count
-and a hash of the images, so a stale cache can never be used. InceptionV3 for 3-channel natural
-images is not available offline; those images are converted to grey 28x28 and scored with the
-digit classifier, which is only meaningful for digit-like pictures.
+and a hash of the images, so a stale cache can never be used. With the classifier, 3-channel
+images are converted to grey 28x28, which is only meaningful for digit-like pictures; natural
+images want InceptionV3, whose weights need torch-fidelity and a download or a local file.
 """
 from __future__ import annotations
 
@@ -167,6 +168,23 @@ def extract(images, batch: int = 500) -> tuple[Tensor, Tensor]:
     return torch.cat(feats), torch.cat(logits)
 
 
+EXTRACTORS = ("classifier", "inception")
+
+
+def feature_extractor(name: str = "classifier", inception_weights=None):
+    """(extract function images -> (features, logits), id for cache keys) of an extractor:
+    "classifier" (the shipped MNIST CNN, 128 features) or "inception" (InceptionV3, 2048)."""
+    if name == "classifier":
+        return extract, _extractor_id()
+    if name == "inception":
+        from ganforge.metrics import inception
+
+        model = inception.load_inception(inception_weights)
+        return (lambda images: inception.inception_features(images, model=model),
+                inception.extractor_id(inception_weights))
+    raise ValueError(f"unknown feature extractor '{name}'; choose from {', '.join(EXTRACTORS)}")
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("GANFORGE_CACHE") or Path.home() / ".cache" / "ganforge")
 
@@ -177,23 +195,25 @@ def _extractor_id() -> str:
     return f"{EXTRACTOR}-{hashlib.sha256(WEIGHTS.read_bytes()).hexdigest()[:10]}"
 
 
-def reference_features(name: str, images) -> Tensor:
-    """Classifier features of a reference image set, cached on disk as safetensors.
+def reference_features(name: str, images, extractor=None) -> Tensor:
+    """Features of a reference image set (``extractor`` from :func:`feature_extractor`, default
+    the classifier), cached on disk as safetensors.
 
     The key is dataset name + extractor (with a hash of its weights) + count + a hash of the
     images' bytes, so changed data or retrained weights never reuse stale features."""
     from safetensors.torch import load_file, save_file
 
+    extract_fn, ident = extractor or feature_extractor()
     x = torch.as_tensor(images)
     digest = hashlib.sha256(x.contiguous().numpy().tobytes()).hexdigest()[:12]
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
-    path = cache_dir() / f"{safe}-{_extractor_id()}-n{len(x)}-{digest}.safetensors"
+    path = cache_dir() / f"{safe}-{ident}-n{len(x)}-{digest}.safetensors"
     if path.is_file():
         try:
             return load_file(str(path))["features"]
         except Exception:  # a corrupt cache file is recomputed, never trusted
             pass
-    feats, _ = extract(x)
+    feats, _ = extract_fn(x)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     save_file({"features": feats.contiguous()}, str(tmp))
@@ -211,20 +231,25 @@ def reference_subset(images: Tensor, n: int, seed: int = 0) -> Tensor:
 
 
 def score_images(fake, real, metrics: Sequence[str] = METRICS, labels=None,
-                 reference: str | None = None) -> dict:
+                 reference: str | None = None, extractor: str = "classifier",
+                 inception_weights=None) -> dict:
     """Score (N, C, H, W) fake images in [-1, 1] against real images (float in [-1, 1] or
     uint8), both converted to 1x28x28. ``metrics`` from "fid", "kid", "is", "pr"; with
     ``labels`` (the classes requested from a conditional G) also "cond_acc" and
     "cond_acc_per_class". ``reference`` names the real set to cache its features under.
+    ``extractor`` "inception" measures in InceptionV3's space instead (natural images; "is"
+    is then the Inception score proper; conditional accuracy still uses the classifier).
 
     Returns a flat dict: fid, kid, kid_std, is, is_std, precision, recall, cond_acc, ..."""
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise ValueError(f"unknown metric '{unknown[0]}'; choose from {', '.join(METRICS)}")
-    fake_feat, fake_logits = extract(fake)
+    chosen = feature_extractor(extractor, inception_weights)
+    fake_feat, fake_logits = chosen[0](fake)
     out: dict = {}
     if any(m in metrics for m in ("fid", "kid", "pr")):
-        real_feat = reference_features(reference, real) if reference else extract(real)[0]
+        real_feat = (reference_features(reference, real, chosen) if reference
+                     else chosen[0](real)[0])
         if "fid" in metrics:
             out["fid"] = fid(real_feat, fake_feat)
         if "kid" in metrics:
@@ -234,6 +259,7 @@ def score_images(fake, real, metrics: Sequence[str] = METRICS, labels=None,
     if "is" in metrics:
         out["is"], out["is_std"] = inception_score(fake_logits)
     if labels is not None:
-        acc = conditional_accuracy(fake_logits.argmax(1), labels)
+        digit_logits = fake_logits if extractor == "classifier" else extract(fake)[1]
+        acc = conditional_accuracy(digit_logits.argmax(1), labels)
         out["cond_acc"], out["cond_acc_per_class"] = acc["overall"], acc["per_class"]
     return out
