@@ -39,6 +39,7 @@ class DataConfig:
     image_size: int = 28  # images are resized to image_size x image_size
     channels: int = 1  # 1 (grey) or 3 (RGB); data is converted when it differs
     limit: Optional[int] = None  # keep at most this many training images
+    stacked_size: int = 128000  # stacked-mnist: images in its fixed, seeded set (PacGAN: 128k)
     toy: ToyConfig = field(default_factory=ToyConfig)
 
 
@@ -277,9 +278,12 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"data.channels={cfg.data.channels} is not supported; use 1 or 3")
     if cfg.data.limit is not None:
         _positive("data.limit", cfg.data.limit)
-    for key in ("data.image_size", "model.z_dim", "model.num_classes", "model.g_width",
-                "model.d_width", "train.steps", "train.batch_size", "train.d_steps",
-                "train.g_steps", "train.log_every", "train.sample_every",
+    if cfg.data.name == "stacked-mnist" and cfg.data.channels != 3:
+        raise ConfigError(f"data.name=stacked-mnist needs data.channels=3 (one digit per "
+                          f"channel), not {cfg.data.channels}")
+    for key in ("data.image_size", "data.stacked_size", "model.z_dim", "model.num_classes",
+                "model.g_width", "model.d_width", "train.steps", "train.batch_size",
+                "train.d_steps", "train.g_steps", "train.log_every", "train.sample_every",
                 "train.checkpoint_every", "train.eval_samples", "model.minibatch_kernel_dim"):
         section, name = key.split(".")
         _positive(key, getattr(getattr(cfg, section), name))

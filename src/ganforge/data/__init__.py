@@ -9,7 +9,7 @@ from __future__ import annotations
 from ganforge.data.base import DATASETS, Batches, ImageData, load_data
 
 # Importing the modules registers the datasets.
-from ganforge.data import images, mnist, toy  # noqa: E402,F401
+from ganforge.data import images, mnist, stacked, toy  # noqa: E402,F401
 
 
 def is_toy(name: str) -> bool:

@@ -65,8 +65,15 @@ def evaluate(g: nn.Module, data, cfg, n: int | None = None) -> dict:
     Toy mixtures: the PacGAN mode metrics (modes, hq, kl). 1-channel images (MNIST-like):
     classifier FID, KID, score, precision and recall against the real training data, plus the
     conditional accuracy of conditional models (flat floats, see metrics/image.py).
+    Stacked MNIST: modes covered of 1,000 and KL against uniform (metrics/stacked.py).
     3-channel images: {} (InceptionV3 weights cannot be fetched offline)."""
     n = n or cfg.train.eval_samples
+    if cfg.data.name == "stacked-mnist":  # modes of 1,000 and KL, each channel classified
+        from ganforge.metrics.stacked import stacked_metrics
+
+        z, y = fixed_inputs(cfg, n, seed=cfg.train.seed + 999)
+        result = stacked_metrics(generate(g, z, y))
+        return {"modes": result["modes"], "kl": result["kl"]}
     if data.kind != "toy":
         if data.images.shape[1] != 1:
             return {}
