@@ -7,7 +7,12 @@ from torch import Tensor, nn
 
 
 def one_hot(y: Tensor, num_classes: int, like: Tensor) -> Tensor:
-    """(B,) integer labels -> (B, num_classes) one-hot in the dtype of ``like``."""
+    """(B,) integer labels -> (B, num_classes) one-hot in the dtype of ``like``.
+
+    A float (B, num_classes) tensor passes through as given: a soft label, such as the mix of
+    two one-hots that ``ganforge interpolate`` walks along."""
+    if y.is_floating_point() and y.ndim == 2:
+        return y.to(like.dtype)
     return F.one_hot(y, num_classes).to(like.dtype)
 
 

@@ -152,9 +152,9 @@ def load_checkpoint(path: Path, g: nn.Module, d: nn.Module, opt_g: torch.optim.O
     return step, _read(path / "state.safetensors")
 
 
-def load_generator(run_dir: str | Path, step: int | None = None,
-                   device: str | torch.device = "cpu"):
-    """(G in eval mode, config) from a run folder's newest checkpoint, or the given step."""
+def _load_model(run_dir: str | Path, step: int | None, which: str,
+                device: str | torch.device):
+    """(G or D in eval mode, config) from a run folder's newest checkpoint, or the given step."""
     from ganforge.config import load_run_config
     from ganforge.models import build_models
 
@@ -168,6 +168,19 @@ def load_generator(run_dir: str | Path, step: int | None = None,
             steps = [s for s, _ in list_checkpoints(run_dir)]
             raise CheckpointError(f"no checkpoint for step {step} in '{run_dir}'; "
                                   f"available steps: {', '.join(map(str, steps)) or 'none'}")
-    g, _ = build_models(cfg)
-    load_weights(g, path / "generator.safetensors", "generator")
-    return g.to(device).eval(), cfg
+    g, d = build_models(cfg)
+    model = g if which == "generator" else d
+    load_weights(model, path / f"{which}.safetensors", which)
+    return model.to(device).eval(), cfg
+
+
+def load_generator(run_dir: str | Path, step: int | None = None,
+                   device: str | torch.device = "cpu"):
+    """(G in eval mode, config) from a run folder's newest checkpoint, or the given step."""
+    return _load_model(run_dir, step, "generator", device)
+
+
+def load_discriminator(run_dir: str | Path, step: int | None = None,
+                       device: str | torch.device = "cpu"):
+    """(D in eval mode, config) from a run folder's newest checkpoint, or the given step."""
+    return _load_model(run_dir, step, "discriminator", device)

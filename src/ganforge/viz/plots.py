@@ -25,11 +25,13 @@ def save_grid(images: Tensor, path: Path, nrow: int | None = None, scale: int = 
     img.save(path)
 
 
-def make_gif(frames: list[Path], out: Path, ms_per_frame: int = 300) -> None:
-    """An animated GIF of the frames, holding the last one three times as long."""
+def make_gif(frames: list[Path | Image.Image], out: Path, ms_per_frame: int = 300) -> None:
+    """An animated GIF of the frames (image files or PIL images), holding the last one three
+    times as long."""
     if not frames:
         return
-    images = [Image.open(p).convert("P", palette=Image.Palette.ADAPTIVE) for p in frames]
+    images = [(f if isinstance(f, Image.Image) else Image.open(f)).convert(
+        "P", palette=Image.Palette.ADAPTIVE) for f in frames]
     durations = [ms_per_frame] * (len(images) - 1) + [ms_per_frame * 3]
     images[0].save(out, save_all=True, append_images=images[1:], duration=durations, loop=0)
 

@@ -1,0 +1,247 @@
+"""Latent space: interpolation paths, digit attributes and vector arithmetic
+(``ganforge interpolate`` and ``ganforge arithmetic``) on tiny trained runs."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from PIL import Image
+
+from ganforge import latent
+from ganforge.config import load_config
+from ganforge.errors import GanforgeError
+from ganforge.sampling import generate, sample_z
+from ganforge.train.checkpoint import load_generator
+from helpers import cli
+from latent_runs import tiny_run
+
+
+@pytest.fixture(scope="module")
+def dcgan(tmp_path_factory, tiny):
+    return tiny_run("dcgan", tmp_path_factory, tiny)
+
+
+@pytest.fixture(scope="module")
+def cdcgan(tmp_path_factory, tiny):
+    return tiny_run("cdcgan", tmp_path_factory, tiny)
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("ganforge: error: "), err
+    return err[0]
+
+
+def grid_size(rows: int, cols: int, side: int = 28, scale: int = 2) -> tuple[int, int]:
+    """(width, height) of a save_grid picture: 2 px padding around every cell."""
+    return (cols * (side + 2) + 2) * scale, (rows * (side + 2) + 2) * scale
+
+
+# ----------------------------------------------------------------------------- paths
+
+@pytest.mark.parametrize("spherical", [False, True])
+def test_paths_start_and_end_exactly_at_the_end_points(spherical):
+    gen = torch.Generator().manual_seed(0)
+    z0, z1 = torch.randn(4, 100, generator=gen), 3 * torch.randn(4, 100, generator=gen)
+    path = latent.interpolation_path(z0, z1, 7, spherical)
+    assert path.shape == (4, 7, 100)
+    assert torch.equal(path[:, 0], z0) and torch.equal(path[:, -1], z1)
+    t = torch.linspace(0, 1, 7)[None, :]
+    if not spherical:
+        torch.testing.assert_close(path[:, 3], (z0 + z1) / 2)
+        middle = (z0.norm(dim=-1) + z1.norm(dim=-1)) / 2
+        assert (path.norm(dim=-1)[:, 3] < 0.9 * middle).all()  # cuts inside the shell
+        return
+    # spherical: the norm goes linearly from |z0| to |z1| ...
+    r0, r1 = z0.norm(dim=-1)[:, None], z1.norm(dim=-1)[:, None]
+    torch.testing.assert_close(path.norm(dim=-1), (1 - t) * r0 + t * r1)
+    # ... and the direction turns at a constant rate along the great circle
+    u = path / path.norm(dim=-1, keepdim=True)
+    angles = torch.acos((u[:, 1:] * u[:, :-1]).sum(-1).clamp(-1, 1))
+    torch.testing.assert_close(angles, angles[:, :1].expand_as(angles), atol=1e-4, rtol=0)
+
+
+def test_spherical_path_between_parallel_points_is_finite():
+    z0 = torch.ones(1, 5)
+    path = latent.interpolation_path(z0, 2 * z0, 5, spherical=True)
+    assert torch.isfinite(path).all()
+    torch.testing.assert_close(path.norm(dim=-1), z0.norm() * torch.linspace(1, 2, 5)[None])
+
+
+def test_steps_below_two_is_an_error():
+    with pytest.raises(GanforgeError, match="at least 2"):
+        latent.interpolation_path(torch.zeros(1, 3), torch.ones(1, 3), 1)
+
+
+def test_interpolation_images_end_at_g_of_the_end_points(dcgan):
+    g, cfg = load_generator(dcgan)
+    z, y = latent.interpolation_inputs(cfg, rows=3, steps=5, seed=4)
+    assert y is None and z.shape == (15, cfg.model.z_dim)
+    gen = torch.Generator().manual_seed(4)
+    z0 = sample_z(3, cfg.model.z_dim, cfg.model.z_dist, gen)
+    z1 = sample_z(3, cfg.model.z_dim, cfg.model.z_dist, gen)
+    paths = z.view(3, 5, -1)
+    assert torch.equal(paths[:, 0], z0) and torch.equal(paths[:, -1], z1)
+    images = generate(g, z).view(3, 5, 1, 28, 28)
+    torch.testing.assert_close(images[:, 0], generate(g, z0), atol=1e-6, rtol=0)
+    torch.testing.assert_close(images[:, -1], generate(g, z1), atol=1e-6, rtol=0)
+
+
+def test_conditional_rows_walk_the_label_at_fixed_z(cdcgan):
+    g, cfg = load_generator(cdcgan)
+    z, y = latent.interpolation_inputs(cfg, rows=2, steps=4, seed=0)
+    assert z.shape == (16, cfg.model.z_dim) and y.shape == (16, 10)
+    label_rows = y[8:].view(2, 4, 10)
+    assert torch.equal(label_rows[0, 0], torch.eye(10)[0])
+    assert torch.equal(label_rows[0, -1], torch.eye(10)[1])
+    torch.testing.assert_close(label_rows.sum(-1), torch.ones(2, 4))
+    assert torch.equal(z[8:].view(2, 4, -1)[:, 0], z[:8].view(2, 4, -1)[:, 0])  # z fixed
+    assert (z[8:].view(2, 4, -1) == z[8:].view(2, 4, -1)[:, :1]).all()
+    # a one-hot given as floats draws exactly what the integer label draws
+    ints = torch.tensor([0, 1, 7, 9])
+    assert torch.equal(generate(g, z[:4], torch.eye(10)[ints]), generate(g, z[:4], ints))
+
+
+# ----------------------------------------------------------------------------- the command
+
+def test_interpolate_png_and_gif(dcgan, cdcgan, tmp_path, capsys):
+    out = tmp_path / "walk.png"
+    assert cli("interpolate", dcgan, "--rows", 3, "--steps", 5, "--spherical", "--out", out) == 0
+    assert "spherical" in capsys.readouterr().out
+    assert Image.open(out).size == grid_size(3, 5)
+    gif = tmp_path / "walk.gif"
+    assert cli("interpolate", dcgan, "--rows", 4, "--steps", 5, "--out", gif) == 0
+    with Image.open(gif) as img:
+        assert img.n_frames == 2 * 5 - 2  # forwards, then back
+        assert img.size == grid_size(2, 2)
+    assert cli("interpolate", cdcgan, "--rows", 2, "--steps", 6, "--out", out) == 0
+    assert "walk the label" in capsys.readouterr().out
+    assert Image.open(out).size == grid_size(4, 6)  # 2 rows of z paths, 2 of label paths
+
+
+# ----------------------------------------------------------------------------- attributes
+
+def _bar(shear: float) -> torch.Tensor:
+    """A 1x28x28 vertical bar in [-1, 1] whose top is shifted right by shear px per row up."""
+    x = -torch.ones(1, 1, 28, 28)
+    for r in range(4, 24):
+        c = round(14 + shear * (14 - r))
+        x[0, 0, r, c - 1: c + 2] = 1
+    return x
+
+
+def test_slant_and_thickness_of_drawn_bars():
+    straight, right, left = _bar(0.0), _bar(0.5), _bar(-0.5)
+    assert abs(float(latent.slant(straight))) < 1e-6
+    assert float(latent.slant(right)) == pytest.approx(math.degrees(math.atan(0.5)), abs=3)
+    assert float(latent.slant(left)) == pytest.approx(-math.degrees(math.atan(0.5)), abs=3)
+    assert float(latent.thickness(straight)) == pytest.approx(20 * 3)  # 20 rows of 3 px
+    bold = torch.nn.functional.max_pool2d(straight, 3, 1, 1)  # dilate the stroke
+    assert float(latent.thickness(bold)) > 1.5 * float(latent.thickness(straight))
+
+
+def test_arithmetic_figures_match_a_recomputation(dcgan, tmp_path, capsys):
+    out = tmp_path / "thick.png"
+    args = ("--pool", 300, "--edit", 40, "--seed", 2)
+    assert cli("arithmetic", dcgan, "--attribute", "thickness", *args, "--json",
+               "--out", out) == 0
+    printed = json.loads(capsys.readouterr().out)
+    g, cfg = load_generator(dcgan)
+    figures, tensors = latent.arithmetic(g, cfg, "thickness", pool=300, edit=40, seed=2)
+    assert printed == {**figures, "picture_rows": ["z - v", "z", "z + v"]}
+    assert Image.open(out).size == grid_size(3, 10)
+    z, v = tensors["z"], tensors["v"]
+    assert len(z) == 40 and torch.linalg.vector_norm(v) == pytest.approx(printed["vector_norm"])
+    ink = lambda x: float(((x + 1) / 2).sum((1, 2, 3)).double().mean())  # noqa: E731
+    classes = lambda x: latent.digit_class(x)  # noqa: E731
+    x0, plus = generate(g, z), generate(g, z + v)
+    assert ink(x0) == pytest.approx(printed["before"], rel=1e-5)
+    assert ink(plus) == pytest.approx(printed["rows"]["z + v"]["mean"], rel=1e-5)
+    assert ink(generate(g, z - v)) == pytest.approx(printed["rows"]["z - v"]["mean"], rel=1e-5)
+    kept = float((classes(plus) == classes(x0)).double().mean())
+    assert kept == pytest.approx(printed["rows"]["z + v"]["kept"])
+    rand = tensors["random"]
+    assert torch.linalg.vector_norm(rand) == pytest.approx(printed["vector_norm"], rel=1e-5)
+    assert cli("arithmetic", dcgan, "--attribute", "slant", *args, "--out", out) == 0
+    table = capsys.readouterr().out
+    assert "slant" in table and "z + random" in table and "digit kept" in table
+    assert cli("arithmetic", dcgan, "--attribute", "thickness", *args, "--out", out) == 0
+    assert f"{printed['rows']['z + v']['mean']:.2f}" in capsys.readouterr().out
+
+
+def test_digit_arithmetic(dcgan, tmp_path, capsys, monkeypatch):
+    """A 10-step G draws one digit only, so the classifier is replaced by ink deciles: the
+    "digits" are then ink classes, and v from class 2 to class 7 must add ink."""
+    g, cfg = load_generator(dcgan)
+    assert cli("arithmetic", dcgan, "--attribute", "digit", "--digits", "2,7", "--pool", 300,
+               "--out", tmp_path / "d.png") == 2
+    assert "pool holds" in one_error_line(capsys)  # what the real classifier sees: too few
+    pool = sample_z(300, cfg.model.z_dim, cfg.model.z_dist, torch.Generator().manual_seed(0))
+    edges = torch.quantile(latent.thickness(generate(g, pool)), torch.linspace(0.1, 0.9, 9,
+                                                                              dtype=torch.float64))
+    monkeypatch.setattr(latent, "digit_class",
+                        lambda x: torch.bucketize(latent.thickness(x), edges))
+    assert cli("arithmetic", dcgan, "--attribute", "digit", "--digits", "2,7", "--pool", 300,
+               "--edit", 200, "--json", "--out", tmp_path / "d.png") == 0
+    f = json.loads(capsys.readouterr().out)
+    assert f["before"] == 0.0 and 5 <= f["n_edited"] < 200  # only the z drawn as a 2 are edited
+    assert set(f["rows"]) == {"z + v", "z + random"} and f["picture_rows"] == ["z", "z + v"]
+    assert f["rows"]["z + v"]["mean"] > f["rows"]["z + random"]["mean"]
+    assert Image.open(tmp_path / "d.png").size == grid_size(2, 10)
+    assert cli("arithmetic", dcgan, "--attribute", "digit", "--digits", "2,7", "--pool", 300,
+               "--edit", 200, "--out", tmp_path / "d.png") == 0
+    table = capsys.readouterr().out
+    assert "digit 2 -> 7" in table and "still a 2" in table and " pts" in table
+
+
+def test_orthogonal_vector_is_orthogonal_to_the_class_means(dcgan):
+    g, cfg = load_generator(dcgan)
+    gen = torch.Generator().manual_seed(0)
+    z = sample_z(200, cfg.model.z_dim, cfg.model.z_dist, gen)
+    classes = torch.arange(200) % 4  # made-up classes: the projection is plain linear algebra
+    images = generate(g, z)
+    plain, _ = latent.attribute_vector(z, classes, "slant", images)
+    v, info = latent.attribute_vector(z, classes, "slant", images, orthogonal=True)
+    assert info["groups"] == [10] * 4
+    offsets = torch.stack([z[classes == c].mean(0) - z.mean(0) for c in range(4)])
+    assert (offsets @ v).abs().max() < 1e-4 and (offsets @ plain).abs().max() > 1e-2
+    assert 0 < v.norm() < plain.norm()
+
+
+def test_attribute_needs_a_digit_run():
+    cfg = load_config("dcgan-mnist", ["data.channels=3"])
+    with pytest.raises(GanforgeError, match="1-channel"):
+        latent.check_digit_run(cfg, "arithmetic")
+    with pytest.raises(GanforgeError, match="toy"):
+        latent.check_digit_run(load_config("ring-gan"), "arithmetic")
+
+
+def test_bad_input_is_one_line_and_exit_2(dcgan, cdcgan, tmp_path, capsys):
+    png = tmp_path / "x.png"
+    cases = [
+        (("interpolate", tmp_path / "nope", "--out", png), "nope"),
+        (("interpolate", dcgan, "--out", tmp_path / "x.jpg"), ".png or .gif"),
+        (("interpolate", dcgan, "--steps", 1, "--out", png), "--steps 1"),
+        (("arithmetic", dcgan, "--attribute", "smile", "--out", png), "thickness, slant, digit"),
+        (("arithmetic", dcgan, "--attribute", "slant", "--out", tmp_path / "x.gif"), ".png"),
+        (("arithmetic", dcgan, "--attribute", "digit", "--digits", "3", "--out", png), "A,B"),
+        (("arithmetic", cdcgan, "--attribute", "digit", "--out", png), "unconditional"),
+        (("arithmetic", dcgan, "--attribute", "digit", "--orthogonal", "--out", png),
+         "thickness and slant"),
+    ]
+    for argv, words in cases:
+        assert cli(*argv) == 2, argv
+        assert words in one_error_line(capsys)
+    assert not png.exists()
+
+
+def test_arithmetic_on_a_conditional_run_keeps_the_labels(cdcgan, tmp_path, capsys):
+    assert cli("arithmetic", cdcgan, "--attribute", "thickness", "--pool", 200, "--edit", 20,
+               "--json", "--out", tmp_path / "c.png") == 0
+    f = json.loads(capsys.readouterr().out)
+    assert f["n_edited"] == 20 and len(f["groups"]) == 10  # grouped within each label
+    g, cfg = load_generator(cdcgan)
+    _, tensors = latent.arithmetic(g, cfg, "thickness", pool=200, edit=20)
+    assert torch.equal(tensors["y"], torch.arange(20) % 10)

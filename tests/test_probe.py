@@ -1,0 +1,135 @@
+"""D's features as a linear digit classifier and pictures of D's filters (``ganforge probe``
+and ``ganforge filters``) on tiny trained runs."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from ganforge import probe
+from ganforge.train.checkpoint import load_discriminator
+from helpers import ckpt, cli
+from latent_runs import tiny_run
+
+
+@pytest.fixture(scope="module")
+def dcgan(tmp_path_factory, tiny):
+    return tiny_run("dcgan", tmp_path_factory, tiny)
+
+
+@pytest.fixture(scope="module")
+def cdcgan(tmp_path_factory, tiny):
+    return tiny_run("cdcgan", tmp_path_factory, tiny)
+
+
+@pytest.fixture(scope="module")
+def mlp(tmp_path_factory, tiny):
+    return tiny_run("mlp", tmp_path_factory, tiny)
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("ganforge: error: "), err
+    return err[0]
+
+
+def test_load_discriminator_reads_the_checkpointed_weights(dcgan):
+    d, cfg = load_discriminator(dcgan)
+    assert not d.training
+    saved = ckpt(dcgan, 10, "discriminator")
+    assert all(torch.equal(v, saved[k]) for k, v in d.state_dict().items())
+
+
+@pytest.mark.parametrize("grid", [4, 2])
+def test_feature_dimension_is_channels_times_grid(dcgan, grid):
+    d, _ = load_discriminator(dcgan)
+    x = torch.rand(6, 1, 28, 28) * 2 - 1
+    maps = probe.layer_maps(d, x)
+    assert [m.shape[1:] for m in maps] == [(8, 14, 14), (16, 7, 7)]  # d_width 8, then 16
+    feats = probe.d_features(d, x, grid=grid, batch=4)  # two batches
+    assert feats.shape == (6, (8 + 16) * grid * grid)
+    # the first block of features is layer 1 max-pooled: its top-left cell covers rows 0..3
+    top_left = maps[0][:, :, : 14 // grid + (14 % grid > 0), : 14 // grid + (14 % grid > 0)]
+    torch.testing.assert_close(feats[:, 0], top_left[:, 0].amax((1, 2)))
+
+
+def test_label_draws_are_stratified_seeded_and_disjoint_from_the_test_digits():
+    x, y, pool, test = probe.probe_digits()
+    assert x.shape == (5000, 1, 28, 28) and len(pool) == 4000 and len(test) == 1000
+    assert not set(pool.tolist()) & set(test.tolist())
+    assert torch.equal(torch.bincount(y[test]), torch.full((10,), 100))
+    a, b = probe.draw_labelled(y, pool, 100, 0), probe.draw_labelled(y, pool, 100, 1)
+    assert torch.equal(a, probe.draw_labelled(y, pool, 100, 0)) and not torch.equal(a, b)
+    assert torch.equal(torch.bincount(y[a]), torch.full((10,), 10))
+    assert set(a.tolist()) <= set(pool.tolist())
+
+
+def test_probe_table_and_json(dcgan, capsys):
+    assert cli("probe", dcgan, "--labels", "20,50", "--draws", 2, "--json") == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["test"] == 1000 and result["draws"] == 2
+    rows = result["rows"]
+    assert list(rows) == ["raw pixels", "untrained D", "trained D"]
+    assert [rows[k]["dim"] for k in rows] == [784, 384, 384]
+    for row in rows.values():
+        for n in ("20", "50"):
+            accs = torch.tensor(row["acc"][n], dtype=torch.float64)
+            assert len(accs) == 2 and ((accs > 0.1) & (accs <= 1)).all()
+            assert row["mean"][n] == pytest.approx(float(accs.mean()))
+            assert row["std"][n] == pytest.approx(float(accs.std(unbiased=False)))
+    assert rows["raw pixels"]["mean"]["50"] > 0.5  # 5 digits a class already do this well
+    assert cli("probe", dcgan, "--labels", "20", "--draws", 1) == 0
+    table = capsys.readouterr().out
+    assert "20 labels" in table and "trained D" in table and "+-" in table
+
+
+def test_receptive_field_of_the_28px_dcgan(dcgan):
+    d, _ = load_discriminator(dcgan)
+    assert probe.receptive_field(d, 1) == (4, 2, 0.5)  # output 0 sees pixels -1..2
+    assert probe.receptive_field(d, 2) == (10, 4, 1.5)  # output 0 sees pixels -3..6
+    assert probe.receptive_boxes(d, 2, torch.tensor([[0, 1]]), 28) == [(1.0, 0.0, 11.0, 7.0)]
+
+
+def test_top_activations_are_the_strongest(dcgan):
+    d, _ = load_discriminator(dcgan)
+    x, _, _, _ = probe.probe_digits()
+    x = x[::25]  # 200 digits
+    chosen, idx, pos = probe.top_activations(d, x, None, 2, channels=3, top=4, batch=64)
+    peak = probe.layer_maps(d, x)[1].amax((2, 3))  # (200, 16)
+    assert torch.equal(chosen, peak.amax(0).argsort(descending=True)[:3])
+    for c, rows, where in zip(chosen, idx, pos):
+        assert torch.equal(peak[rows, c], peak[:, c].sort(descending=True).values[:4])
+        maps = probe.layer_maps(d, x[rows])[1][:, c]  # (4, 7, 7)
+        assert torch.equal(maps[torch.arange(4), where[:, 0], where[:, 1]], peak[rows, c])
+
+
+@pytest.mark.parametrize("kind", ["dcgan", "cdcgan"])
+def test_filters_picture(kind, tmp_path_factory, tiny, tmp_path, capsys):
+    run = tiny_run(kind, tmp_path_factory, tiny)
+    out = tmp_path / "filters.png"
+    assert cli("filters", run, "--layer", 1, "--channels", 3, "--top", 5, "--images", 300,
+               "--out", out) == 0
+    assert "8 filters of (1, 4, 4)" in capsys.readouterr().out  # the label channels left out
+    width, height = Image.open(out).size
+    assert width > 300 and height > 150
+
+
+def test_bad_input_is_one_line_and_exit_2(dcgan, cdcgan, mlp, tmp_path, capsys):
+    png = tmp_path / "f.png"
+    cases = [
+        (("probe", tmp_path / "nope"), "nope"),
+        (("probe", mlp), "convolutional D (model.arch=dcgan)"),
+        (("filters", mlp, "--out", png), "model.arch=mlp"),
+        (("probe", dcgan, "--labels", "5000"), "multiples of 10 from 10 to 4,000"),
+        (("probe", dcgan, "--labels", "15"), "multiples of 10"),
+        (("probe", dcgan, "--labels", "ten"), "multiples of 10"),
+        (("probe", cdcgan), "unconditional"),
+        (("filters", dcgan, "--layer", 3, "--out", png), "1..2"),
+        (("filters", dcgan, "--out", tmp_path / "f.svg"), ".png"),
+    ]
+    for argv, words in cases:
+        assert cli(*argv) == 2, argv
+        assert words in one_error_line(capsys)
+    assert not png.exists()
