@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import re
 import statistics
 import sys
 import tempfile
@@ -34,7 +33,6 @@ PUBLISHED = {  # ../shared/MISSION.md, "Published figures"
              ("VEEGAN", "24.6 / 40 / -", "VEEGAN Table 1"),
              ("PacGAN4", "24.8 / 93.6 / 0.04", "PacGAN Table 1")],
 }
-BEGIN, END = "<!-- modes:begin -->", "<!-- modes:end -->"
 
 
 def run_one(preset: str, seed: int, steps: int | None) -> dict:
@@ -115,12 +113,9 @@ def main() -> None:
     text = header + "\n\n" + table(results, args.presets)
     print("\n" + text)
     if args.write:
-        path = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
-        doc = path.read_text()
-        block = f"{BEGIN}\n{text}\n{END}"
-        doc = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, doc, flags=re.S) \
-            if BEGIN in doc else doc + "\n" + block + "\n"
-        path.write_text(doc)
+        from _doc import replace_block
+
+        replace_block("modes", text)
 
 
 if __name__ == "__main__":

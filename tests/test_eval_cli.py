@@ -42,7 +42,7 @@ def test_eval_of_an_mnist_run_writes_eval_json(preset, tiny, tmp_path, capsys):
     capsys.readouterr()
     assert cli("eval", run, "--n", 200) == 0
     table = capsys.readouterr().out
-    assert "classifier FID" in table and "precision" in table
+    assert "FID" in table and "classifier" in table and "precision" in table
     saved = json.loads((run / "eval.json").read_text())
     assert IMAGE_KEYS <= set(saved) and saved["n"] == 200
     assert all(np.isfinite(saved[k]) for k in IMAGE_KEYS)
@@ -78,7 +78,7 @@ def test_eval_samples_real_against_noise(digits, tmp_path, capsys):
     assert n["precision"] < 0.05 and n["recall"] < 0.05
     assert cli("eval", "--samples", real, "--metrics", "is,fid", "--n", 100) == 0
     out = capsys.readouterr().out
-    assert "classifier score" in out and "precision" not in out
+    assert "score (IS)" in out and "precision" not in out
 
 
 def test_eval_samples_rgb_and_other_sizes_are_fitted(digits, tmp_path, capsys):
@@ -86,7 +86,7 @@ def test_eval_samples_rgb_and_other_sizes_are_fitted(digits, tmp_path, capsys):
     rgb = torch.nn.functional.interpolate(torch.from_numpy(rgb), size=32).numpy()
     path = tmp_path / "rgb.npy"
     np.save(path, rgb)
-    assert cli("eval", "--samples", path, "--json") == 0
+    assert cli("eval", "--samples", path, "--extractor", "classifier", "--json") == 0
     assert json.loads(capsys.readouterr().out)["precision"] > 0.5
 
 

@@ -18,6 +18,9 @@ EXAMPLES = """examples:
   ganforge sample runs/dcgan --n 100 --out grid.png
   ganforge eval runs/dcgan --n 2500
   ganforge eval --samples samples.npy --reference mnist --metrics fid,pr
+  ganforge interpolate runs/dcgan --spherical --out walk.png
+  ganforge arithmetic runs/dcgan --attribute thickness --out thick.png
+  ganforge probe runs/dcgan --labels 100,1000
 """
 
 
@@ -94,8 +97,8 @@ def _cmd_sample(args) -> int:
     return 0
 
 
-IMAGE_ROWS = (("fid", "classifier FID", "{:.3f}"), ("kid", "KID", "{:.5f}"),
-              ("is", "classifier score", "{:.3f}"), ("precision", "precision", "{:.3f}"),
+IMAGE_ROWS = (("extractor", "feature space", "{}"), ("fid", "FID", "{:.3f}"), ("kid", "KID", "{:.5f}"),
+              ("is", "score (IS)", "{:.3f}"), ("precision", "precision", "{:.3f}"),
               ("recall", "recall", "{:.3f}"), ("cond_acc", "conditional acc.", "{:.3f}"))
 METRIC_CHOICES = ("fid", "kid", "is", "pr")
 
@@ -109,6 +112,23 @@ def _parse_metrics(text: str) -> tuple[str, ...]:
     return chosen
 
 
+def _extractor(args, channels: int) -> dict:
+    """score_images keywords for --extractor: auto = the digit classifier for 1-channel images,
+    InceptionV3 for 3-channel ones."""
+    name = args.extractor if args.extractor != "auto" else (
+        "classifier" if channels == 1 else "inception")
+    return {"extractor": name, "inception_weights": args.inception_weights}
+
+
+def _score(args, fake, real, **kw) -> dict:
+    """score_images with the command's --metrics and --extractor; names the extractor."""
+    from ganforge.metrics.image import score_images
+
+    chosen = _extractor(args, fake.shape[1])
+    return {"extractor": chosen["extractor"],
+            **score_images(fake, real, _parse_metrics(args.metrics), **chosen, **kw)}
+
+
 def _print_image_result(result: dict) -> None:
     print(f"{'samples':<22}{result['n']}")
     for key, label, fmt in IMAGE_ROWS:
@@ -118,6 +138,12 @@ def _print_image_result(result: dict) -> None:
     if result.get("cond_acc_per_class"):
         per = " ".join("-" if v is None else f"{v:.2f}" for v in result["cond_acc_per_class"])
         print(f"{'  per class 0..9':<22}{per}")
+
+
+def _print_stacked_result(result: dict) -> None:
+    print(f"{'samples':<22}{result['n']}")
+    print(f"{'modes covered':<22}{result['modes']} / 1000")
+    print(f"{'KL (vs uniform)':<22}{result['kl']:.4f}")
 
 
 def _load_samples(path: Path):
@@ -151,24 +177,34 @@ def _cmd_eval_samples(args) -> int:
 
     from ganforge.config import load_config
     from ganforge.data import load_data
-    from ganforge.metrics.image import reference_subset, score_images
+    from ganforge.metrics.image import reference_subset
 
     if args.run_dir is not None or args.step is not None:
         raise GanforgeError("give either RUN_DIR or --samples FILE.npy, not both")
     samples = torch.from_numpy(np.ascontiguousarray(_load_samples(Path(args.samples)),
                                                     dtype=np.float32))
     samples = samples[: args.n] if args.n is not None else samples
-    cfg = load_config("demo", [f"data.name={args.reference}"])
-    real = reference_subset(load_data(cfg).images, len(samples))
-    result = {"n": len(samples), "reference": args.reference,
-              **score_images(samples, real, _parse_metrics(args.metrics),
-                             reference=args.reference)}
+    stacked = args.reference == "stacked-mnist"
+    if stacked:  # each channel is labelled by the classifier; no real set is needed
+        from ganforge.metrics.stacked import stacked_metrics
+
+        if samples.shape[1] != 3:
+            raise GanforgeError(f"--reference stacked-mnist needs 3-channel samples (one digit "
+                                f"per channel); '{args.samples}' has {samples.shape[1]}")
+        counted = stacked_metrics(samples)
+        result = {"n": len(samples), "reference": args.reference,
+                  "modes": counted["modes"], "kl": counted["kl"]}
+    else:
+        cfg = load_config("demo", [f"data.name={args.reference}"])
+        real = reference_subset(load_data(cfg).images, len(samples))
+        result = {"n": len(samples), "reference": args.reference,
+                  **_score(args, samples, real, reference=args.reference)}
     out = Path(args.samples).with_suffix(".eval.json")
     out.write_text(json.dumps(result, indent=1) + "\n")
     if args.json:
         print(json.dumps(result))
     else:
-        _print_image_result(result)
+        (_print_stacked_result if stacked else _print_image_result)(result)
         print(f"wrote {out}")
     return 0
 
@@ -187,29 +223,28 @@ def _cmd_eval(args) -> int:
     if args.run_dir is None:
         raise GanforgeError("eval needs a run folder (ganforge eval RUN_DIR) or "
                             "--samples FILE.npy --reference mnist")
-    n = args.n or 2500
     g, cfg = load_generator(args.run_dir, step=args.step)
-    data = load_data(cfg)
-    if data.kind == "toy":
+    stacked = cfg.data.name == "stacked-mnist"  # modes of 1,000 and KL on 26,000 samples
+    n = args.n or (26000 if stacked else 2500)
+    data = None if stacked else load_data(cfg)  # stacked metrics need no real images
+    if stacked or data.kind == "toy":
         result = {"n": n, **evaluate(g, data, cfg, n)}
     else:
-        from ganforge.metrics.image import reference_subset, score_images
+        from ganforge.metrics.image import reference_subset
         from ganforge.sampling import fixed_inputs, generate
 
-        if data.images.shape[1] != 1:
-            raise GanforgeError(f"this run has {data.images.shape[1]}-channel images "
-                                f"({cfg.data.name}); their metrics need InceptionV3, which is "
-                                "not available offline; ganforge eval scores toy and 1-channel "
-                                "(MNIST-like) runs")
         if n < 4:
             raise GanforgeError(f"--n {n} must be at least 4 for image metrics")
         z, y = fixed_inputs(cfg, n, seed=cfg.train.seed + 999)  # the noise the loop scores
         real = reference_subset(data.images, n)
-        result = {"n": n, **score_images(generate(g, z, y), real, _parse_metrics(args.metrics),
-                                         labels=y, reference=f"{cfg.data.name}-train")}
+        result = {"n": n, **_score(args, generate(g, z, y), real, labels=y,
+                                   reference=f"{cfg.data.name}-train")}
     (Path(args.run_dir) / "eval.json").write_text(json.dumps(result, indent=1) + "\n")
     if args.json:
         print(json.dumps(result))
+        return 0
+    if stacked:
+        _print_stacked_result(result)
         return 0
     if data.kind != "toy":
         _print_image_result(result)
@@ -252,6 +287,124 @@ def _cmd_theory(args) -> int:
     return 0
 
 
+def _png_or(out: Path, suffixes: tuple[str, ...], what: str) -> Path:
+    if out.suffix.lower() not in suffixes:
+        raise GanforgeError(f"--out '{out}' must end in {' or '.join(suffixes)} ({what})")
+    return out
+
+
+def _cmd_interpolate(args) -> int:
+    from ganforge.data import is_toy
+    from ganforge.latent import interpolation_inputs, save_interpolation
+    from ganforge.sampling import generate
+    from ganforge.train.checkpoint import load_generator
+
+    out = _png_or(Path(args.out), (".png", ".gif"), "a grid with one path a row, or an animation")
+    if args.steps < 2:
+        raise GanforgeError(f"--steps {args.steps} must be at least 2 (the two end points)")
+    if args.rows < 1:
+        raise GanforgeError(f"--rows {args.rows} must be at least 1")
+    g, cfg = load_generator(args.run_dir, step=args.step)
+    if is_toy(cfg.data.name):
+        raise GanforgeError(f"interpolate needs an image run; '{cfg.data.name}' is a toy mixture")
+    z, y = interpolation_inputs(cfg, args.rows, args.steps, args.spherical, args.seed)
+    save_interpolation(generate(g, z, y), args.steps, out)
+    norms = z[: args.rows * args.steps].norm(dim=1).view(args.rows, args.steps)
+    print(f"{'spherical' if args.spherical else 'straight'} paths: mean |z| {norms[:, 0].mean():.2f}"
+          f" at the start, {norms[:, -1].mean():.2f} at the end, lowest on the way "
+          f"{norms.min(1).values.mean():.2f}")
+    labels = (f"; rows {args.rows + 1}-{2 * args.rows} walk the label from digit r to r + 1 at "
+              "a fixed z" if cfg.model.conditional else "")
+    print(f"wrote {args.rows} rows of {args.steps} steps from z0 to z1{labels} to {out}")
+    return 0
+
+
+def _cmd_arithmetic(args) -> int:
+    import json
+
+    from ganforge.latent import ATTRIBUTES, arithmetic, arithmetic_report, save_arithmetic
+    from ganforge.train.checkpoint import load_generator
+
+    out = _png_or(Path(args.out), (".png",), "a grid, one edit a row")
+    if args.attribute not in ATTRIBUTES:
+        raise GanforgeError(f"--attribute '{args.attribute}' is not known; choose one of: "
+                            f"{', '.join(ATTRIBUTES)}")
+    try:
+        digits = tuple(int(v) for v in args.digits.split(","))
+    except ValueError:
+        digits = ()
+    if len(digits) != 2:
+        raise GanforgeError(f"--digits '{args.digits}' must be two digits A,B (from A to B)")
+    g, cfg = load_generator(args.run_dir, step=args.step)
+    figures, tensors = arithmetic(g, cfg, args.attribute, pool=args.pool, edit=args.edit,
+                                  quantile=args.quantile, digits=digits, scale=args.scale,
+                                  seed=args.seed, orthogonal=args.orthogonal)
+    figures["picture_rows"] = save_arithmetic(tensors, out)
+    if args.json:
+        print(json.dumps(figures))
+        return 0
+    print(arithmetic_report(figures))
+    print(f"wrote {out} (rows: {', '.join(figures['picture_rows'])})")
+    return 0
+
+
+def _cmd_probe(args) -> int:
+    import json
+
+    from ganforge.probe import load_discriminator_checked, parse_labels, run_probe
+
+    labels = parse_labels(args.labels)
+    if args.grid < 1:
+        raise GanforgeError(f"--grid {args.grid} must be at least 1")
+    d, cfg = load_discriminator_checked(args.run_dir, args.step, "probe")
+    result = run_probe(d, cfg, labels, draws=args.draws, seed=args.seed, grid=args.grid)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"held-out accuracy (%) on {result['test']} digits; logistic regression on "
+          f"standardised features; mean +- std over {result['draws']} label draws")
+    print(f"{'features':<14}{'dim':>6}" + "".join(f"{f'{n} labels':>18}" for n in labels))
+    for name, row in result["rows"].items():
+        cells = "".join(f"{100 * row['mean'][n]:>11.1f} +- {100 * row['std'][n]:<3.1f}"
+                        for n in labels)
+        print(f"{name:<14}{row['dim']:>6}{cells}")
+    return 0
+
+
+def _cmd_filters(args) -> int:
+    import torch
+
+    from ganforge.data import load_data
+    from ganforge.data.base import to_unit_range
+    from ganforge.probe import (conv_layers, first_layer_filters, load_discriminator_checked,
+                                receptive_boxes, save_filters_figure, top_activations)
+
+    out = _png_or(Path(args.out), (".png",), "a picture")
+    if args.channels < 1 or args.top < 1:
+        raise GanforgeError(f"--channels {args.channels} and --top {args.top} must be at least 1")
+    d, cfg = load_discriminator_checked(args.run_dir, args.step, "filters")
+    n_layers = conv_layers(d)
+    layer = n_layers if args.layer is None else args.layer
+    if not 1 <= layer <= n_layers:
+        raise GanforgeError(f"--layer {args.layer} is out of range; D has convolutional layers "
+                            f"1..{n_layers} (besides the logit)")
+    data = load_data(cfg)
+    idx = torch.randperm(len(data.images), generator=torch.Generator().manual_seed(args.seed))
+    idx = idx[: args.images]
+    images = to_unit_range(data.images[idx])
+    labels = data.labels[idx] if cfg.model.conditional else None
+    filters = first_layer_filters(d, cfg.data.channels)
+    chosen, top, pos = top_activations(d, images, labels, layer, args.channels, args.top)
+    boxes = receptive_boxes(d, layer, pos.reshape(-1, 2), images.shape[-1])
+    save_filters_figure(filters, images[top.flatten()], boxes, out, layer, args.top,
+                        chosen.tolist())
+    print(f"layer 1: {len(filters)} filters of {tuple(filters.shape[1:])}; layer {layer}: the "
+          f"{args.top} of {len(images)} real images that excite channels "
+          f"{', '.join(map(str, chosen.tolist()))} most (one channel a row)")
+    print(f"wrote {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ganforge", description="Train, evaluate and explain GANs.",
                                 epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -275,16 +428,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--step", type=int, help="checkpoint step (default: the newest)")
     s.add_argument("--out", required=True, help="FILE.png for a grid, FILE.npy for raw samples")
     e = sub.add_parser("eval", help="score a run or a .npy file of samples",
-                       description="Toy runs: modes, %% high quality, KL. 1-channel image runs "
-                       "and --samples: classifier FID, KID, score, precision/recall (and "
-                       "conditional accuracy). Writes eval.json.")
+                       description="Toy runs: modes, %% high quality, KL. Image runs and "
+                       "--samples: FID, KID, score, precision/recall (and conditional accuracy) in "
+                       "the MNIST classifier's or InceptionV3's feature space. Writes eval.json.")
     e.add_argument("run_dir", nargs="?", help="a ganforge run folder")
     e.add_argument("--samples", metavar="FILE.npy", help="score (N, C, H, W) floats in [-1, 1]")
-    e.add_argument("--reference", default="mnist", choices=["mnist"],
-                   help="the real data --samples is compared with (default mnist)")
+    e.add_argument("--reference", default="mnist", choices=["mnist", "stacked-mnist"],
+                   help="the real data --samples is compared with (default mnist); "
+                   "stacked-mnist counts modes of 1,000 and KL instead")
     e.add_argument("--metrics", default=",".join(METRIC_CHOICES),
                    help="image metrics to compute, comma-separated (default fid,kid,is,pr)")
-    e.add_argument("--n", type=int, help="number of samples (default 2500; --samples: all)")
+    e.add_argument("--extractor", default="auto", choices=["auto", "classifier", "inception"],
+                   help="feature space of the image metrics (default auto: the MNIST classifier "
+                   "for 1-channel images, InceptionV3 for 3-channel ones)")
+    e.add_argument("--inception-weights", metavar="FILE",
+                   help="local InceptionV3 weights (weights-inception-2015-12-05-6726825d.pth); "
+                   "default $GANFORGE_INCEPTION_WEIGHTS, else torch-fidelity's download")
+    e.add_argument("--n", type=int, help="number of samples (default 2500, stacked MNIST 26000; "
+                   "--samples: all)")
     e.add_argument("--step", type=int, help="checkpoint step (default: the newest)")
     e.add_argument("--json", action="store_true", help="print the result as JSON")
 
@@ -295,11 +456,59 @@ def build_parser() -> argparse.ArgumentParser:
 
     th = sub.add_parser("theory", help="the theory lab: optimal D, V(D*, G) vs JS, G losses")
     th.add_argument("--out", required=True, help="folder for the figures")
+
+    ip = sub.add_parser("interpolate", help="images along paths between random z (and labels)")
+    ip.add_argument("run_dir")
+    ip.add_argument("--steps", type=int, default=10, help="images a path, ends included (10)")
+    ip.add_argument("--rows", type=int, default=8, help="number of paths (default 8)")
+    ip.add_argument("--spherical", action="store_true",
+                    help="slerp the direction and walk the norm linearly (default: straight)")
+    ip.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    ip.add_argument("--step", type=int, help="checkpoint step (default: the newest)")
+    ip.add_argument("--out", required=True, help="FILE.png (one path a row) or FILE.gif")
+
+    ar = sub.add_parser("arithmetic", help="add an attribute vector (thick - thin, ...) to z")
+    ar.add_argument("run_dir")
+    ar.add_argument("--attribute", required=True, help="thickness, slant or digit")
+    ar.add_argument("--digits", default="7,9", help="for --attribute digit: A,B turns A into B (7,9)")
+    ar.add_argument("--pool", type=int, default=5000, help="z drawn to form the vector (5000)")
+    ar.add_argument("--edit", type=int, default=500, help="fresh z the vector is added to (500)")
+    ar.add_argument("--quantile", type=float, default=0.2,
+                    help="top and bottom share of each class that form the groups (0.2)")
+    ar.add_argument("--scale", type=float, default=1.0, help="multiply the vector (1.0)")
+    ar.add_argument("--orthogonal", action="store_true",
+                    help="remove the vector's part along the class means (keeps the digit)")
+    ar.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    ar.add_argument("--step", type=int, help="checkpoint step (default: the newest)")
+    ar.add_argument("--json", action="store_true", help="print the figures as JSON")
+    ar.add_argument("--out", required=True, help="FILE.png: rows z - v, z, z + v")
+
+    pr = sub.add_parser("probe", help="D's features as a linear digit classifier (DCGAN 5.1)")
+    pr.add_argument("run_dir")
+    pr.add_argument("--labels", default="100,1000",
+                    help="labelled training digits, comma-separated (default 100,1000)")
+    pr.add_argument("--draws", type=int, default=5, help="random label draws (default 5)")
+    pr.add_argument("--grid", type=int, default=4, help="max-pool every layer to GxG (4)")
+    pr.add_argument("--seed", type=int, default=0, help="seed of the first draw (default 0)")
+    pr.add_argument("--step", type=int, help="checkpoint step (default: the newest)")
+    pr.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    fi = sub.add_parser("filters", help="D's first-layer filters and top activations")
+    fi.add_argument("run_dir")
+    fi.add_argument("--layer", type=int, help="conv layer for the activations (default: last)")
+    fi.add_argument("--channels", type=int, default=8, help="channels shown (default 8)")
+    fi.add_argument("--top", type=int, default=8, help="images per channel (default 8)")
+    fi.add_argument("--images", type=int, default=2000, help="real images searched (2000)")
+    fi.add_argument("--seed", type=int, default=0, help="seed of the image draw (default 0)")
+    fi.add_argument("--step", type=int, help="checkpoint step (default: the newest)")
+    fi.add_argument("--out", required=True, help="FILE.png")
     return p
 
 
 COMMANDS = {"presets": _cmd_presets, "train": _cmd_train, "sample": _cmd_sample,
-            "eval": _cmd_eval, "classifier": _cmd_classifier, "theory": _cmd_theory}
+            "eval": _cmd_eval, "classifier": _cmd_classifier, "theory": _cmd_theory,
+            "interpolate": _cmd_interpolate, "arithmetic": _cmd_arithmetic,
+            "probe": _cmd_probe, "filters": _cmd_filters}
 
 
 def main(argv: list[str] | None = None) -> int:

