@@ -42,6 +42,9 @@ RESUME = {
     "feature-matching": ("ring-gan", ["loss.generator=feature-matching"]),
     "minibatch": ("ring-gan", ["model.minibatch_kernels=4"]),
     "fixed": ("ring-gan", ["data.toy.fixed_size=256"]),  # 4 batches an epoch; split mid-epoch
+    "pacgan": ("ring-gan", ["model.pack=4"]),
+    "pacgan-dragan": ("ring-dragan", ["model.pack=2"]),  # the penalty's norm is per pack
+    "pacgan-unrolled": ("ring-gan", ["model.pack=2", "train.unroll_steps=2"]),
 }
 # straight runs of these are the preset runs themselves (with pictures)
 PRESET_RUN = {"plain": "ring-gan", "dragan": "ring-dragan", "wgan-gp": "ring-wgan-gp"}
@@ -153,6 +156,8 @@ def test_preset_remedies_are_wired(runs):
     assert load_run_config(runs("ring-wgan-gp") / "config.yaml").train.d_steps == 5
     assert load_run_config(runs("ring-unrolled") / "config.yaml").train.unroll_steps == 5
     assert load_run_config(runs("ring-dragan") / "config.yaml").loss.penalty == "dragan"
+    assert load_run_config(runs("ring-pacgan") / "config.yaml").model.pack == 4
+    assert load_run_config(runs("grid-pacgan") / "config.yaml").model.pack == 4
 
 
 # ----------------------------------------------------------------------------- exact resume
@@ -201,11 +206,13 @@ def test_weight_clipping_keeps_every_d_weight_in_range(runs):
 def test_remedies_change_the_run(runs):
     """Each variant trains differently from the plain ring run with the same seed."""
     plain = ckpt(runs("ring-gan"), 12)
-    for name in ("dragan", "wgan-clip", "unrolled", "feature-matching", "fixed"):
+    for name in ("dragan", "wgan-clip", "unrolled", "feature-matching", "fixed", "pacgan"):
         other = ckpt(runs(f"resume:{name}"), 12)
         assert differs(plain, other), name
     mbd = ckpt(runs("resume:minibatch"), 12, "discriminator")
     assert any(k.endswith(".T") for k in mbd)
+    packed = ckpt(runs("resume:pacgan"), 12, "discriminator")
+    assert packed["d.blocks.0.0.weight"].shape[1] == 4 * 2  # D reads packs of four 2-D points
 
 
 def test_unroll_steps_zero_is_the_plain_run(runs, tmp_path):
@@ -259,8 +266,8 @@ def test_eval_json_matches_the_training_metrics(runs, tmp_path, capsys):
 
 
 def test_eval_of_an_rgb_image_run_is_one_line(tmp_path, capsys):
-    """1-channel image runs are scored (tests/test_eval_cli.py); 3-channel ones would need
-    InceptionV3, which is not available offline."""
+    """1-channel image runs are scored (tests/test_eval_cli.py); 3-channel ones default to
+    InceptionV3, whose weights cannot be fetched offline: one line, no eval.json."""
     from conftest import write_png_folder
 
     images = write_png_folder(tmp_path / "images", n=8, size=(12, 12))
@@ -273,7 +280,7 @@ def test_eval_of_an_rgb_image_run_is_one_line(tmp_path, capsys):
     capsys.readouterr()
     assert cli("eval", run) == 2
     line = one_error_line(capsys)
-    assert "Inception" in line and "image-folder" in line
+    assert "InceptionV3" in line and "--inception-weights" in line
     assert not (run / "eval.json").exists()
 
 

@@ -56,6 +56,7 @@ class ModelConfig:
     d_hidden: List[int] = field(default_factory=lambda: [512, 256])  # MLP D
     minibatch_kernels: int = 0  # minibatch discrimination in D (Salimans et al. 2016); 0 = off
     minibatch_kernel_dim: int = 5
+    pack: int = 1  # PacGAN (Lin et al. 2018): D judges packs of this many samples; 1 = off
 
 
 @dataclass
@@ -284,9 +285,16 @@ def validate(cfg: Config) -> None:
     for key in ("data.image_size", "data.stacked_size", "model.z_dim", "model.num_classes",
                 "model.g_width", "model.d_width", "train.steps", "train.batch_size",
                 "train.d_steps", "train.g_steps", "train.log_every", "train.sample_every",
-                "train.checkpoint_every", "train.eval_samples", "model.minibatch_kernel_dim"):
+                "train.checkpoint_every", "train.eval_samples", "model.minibatch_kernel_dim",
+                "model.pack"):
         section, name = key.split(".")
         _positive(key, getattr(getattr(cfg, section), name))
+    if cfg.model.pack > 1 and cfg.model.conditional:
+        raise ConfigError(f"model.pack={cfg.model.pack} needs an unconditional model; "
+                          "set model.conditional=false or model.pack=1")
+    if cfg.train.batch_size % cfg.model.pack:
+        raise ConfigError(f"train.batch_size={cfg.train.batch_size} must be a multiple of "
+                          f"model.pack={cfg.model.pack} (D judges packs of that many samples)")
     for key in ("optim.lr_g", "optim.lr_d"):
         section, name = key.split(".")
         if not getattr(getattr(cfg, section), name) > 0:

@@ -42,6 +42,9 @@ def load_discriminator_checked(run_dir, step: int | None, command: str):
     if is_toy(cfg.data.name) or not any(isinstance(m, nn.Conv2d) for m in d.modules()):
         raise GanforgeError(f"{command} needs a convolutional D (model.arch=dcgan); this run "
                             f"has model.arch={cfg.model.arch}")
+    if cfg.model.pack > 1:
+        raise GanforgeError(f"{command} needs a D that judges single images; this run's D judges "
+                            f"packs of model.pack={cfg.model.pack}")
     return d, cfg
 
 

@@ -24,10 +24,11 @@ def _per_sample_uniform(x: Tensor, generator: torch.Generator) -> Tensor:
 
 
 def _grad_norm(d: nn.Module, points: Tensor, y: Tensor | None) -> Tensor:
-    """||grad_x D(x)|| per sample, differentiable (create_graph) so the penalty trains D."""
+    """||grad_x D(x)|| per sample (per pack for a packed D, whose input is the whole pack),
+    differentiable (create_graph) so the penalty trains D."""
     points = points.detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(d(points, y).sum(), points, create_graph=True)
-    return grad.flatten(1).norm(dim=1)  # (B,)
+    return grad.reshape(len(grad) // getattr(d, "pack", 1), -1).norm(dim=1)  # (B,) or (B / m,)
 
 
 @PENALTIES.register("wgan-gp")

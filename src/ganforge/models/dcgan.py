@@ -102,7 +102,8 @@ def build(cfg) -> tuple[nn.Module, nn.Module]:
     k = cfg.model.num_classes if cfg.model.conditional else 0
     g = DCGANGenerator(cfg.model.z_dim, cfg.data.channels, cfg.data.image_size,
                        cfg.model.g_width, k)
-    d = DCGANDiscriminator(cfg.data.channels, cfg.data.image_size, cfg.model.d_width, k)
+    d = DCGANDiscriminator(cfg.data.channels * cfg.model.pack, cfg.data.image_size,
+                           cfg.model.d_width, k)
     dcgan_init(g)
     dcgan_init(d)
     return g, d

@@ -53,3 +53,27 @@ class MinibatchDiscrimination(nn.Module):
         l1 = (m[:, None] - m[None]).abs().sum(-1)  # (N, N, B)
         o = torch.exp(-l1).sum(1) - 1.0  # drop the j == i term, exp(0) = 1
         return torch.cat([h, o], dim=1)
+
+
+class Packed(nn.Module):
+    """PacGAN (Lin et al. 2018): D judges packs of ``m`` samples instead of single ones.
+
+    Consecutive samples of a batch are concatenated along the channel (or feature) dimension, so
+    a (B, C, H, W) batch reaches the wrapped D, built for m * C channels, as (B/m, m C, H, W) and
+    gives B/m logits. A collapsed G makes packs of look-alikes, which D can tell from packs of
+    real, varied samples. Labels are not packed: packing needs an unconditional model."""
+
+    def __init__(self, d: nn.Module, m: int):
+        super().__init__()
+        self.d, self.pack = d, m
+
+    def packed(self, x: Tensor) -> Tensor:
+        if len(x) % self.pack:
+            raise ValueError(f"a batch of {len(x)} samples cannot be cut into packs of {self.pack}")
+        return x.reshape(len(x) // self.pack, self.pack * x.shape[1], *x.shape[2:])
+
+    def features(self, x: Tensor, y: Tensor | None = None) -> list[Tensor]:
+        return self.d.features(self.packed(x), y)
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        return self.d(self.packed(x), y)  # (B / m,) logits

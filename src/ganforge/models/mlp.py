@@ -79,7 +79,7 @@ def _build(cfg, shape: tuple[int, ...], toy: bool) -> tuple[nn.Module, nn.Module
     m = cfg.model
     k = m.num_classes if m.conditional else 0
     g = MLPGenerator(m.z_dim, list(m.g_hidden), shape, k, toy=toy)
-    d = MLPDiscriminator(shape, list(m.d_hidden), k, toy=toy,
+    d = MLPDiscriminator((shape[0] * m.pack, *shape[1:]), list(m.d_hidden), k, toy=toy,
                          minibatch_kernels=m.minibatch_kernels,
                          minibatch_kernel_dim=m.minibatch_kernel_dim)
     if not toy:  # toy models keep PyTorch's default init (as in Metz et al.'s code)

@@ -24,10 +24,12 @@ def toy_bounds(data) -> tuple[float, float]:
 
 @torch.no_grad()
 def d_prob(d: nn.Module, points: torch.Tensor) -> np.ndarray:
-    """sigmoid(D(x)) at (n, dim) points, in eval mode."""
+    """sigmoid(D(x)) at (n, dim) points, in eval mode. A packed D (PacGAN) judges each point
+    as a pack of copies of it."""
     was = d.training
     d.eval()
     device = next(d.parameters()).device
+    points = points.repeat_interleave(getattr(d, "pack", 1), dim=0)
     out = torch.sigmoid(d(points.to(device)).float()).cpu().numpy()
     d.train(was)
     return out
