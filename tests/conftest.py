@@ -15,6 +15,8 @@ import pytest
 import torch
 from PIL import Image
 
+import latent_runs
+
 # One intra-op thread: the tiny models gain nothing from more, and a second thread fights with
 # whatever else the machine runs. Results are compared only between runs of this same process.
 torch.set_num_threads(1)
@@ -109,3 +111,21 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 def read_metrics(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+# ----------------------------------------------------------------------------- tiny trained runs
+# test_latent.py and test_probe.py share these (trained once, on first use; see latent_runs.py)
+
+@pytest.fixture(scope="module")
+def dcgan(tmp_path_factory, tiny):
+    return latent_runs.tiny_run("dcgan", tmp_path_factory, tiny)
+
+
+@pytest.fixture(scope="module")
+def cdcgan(tmp_path_factory, tiny):
+    return latent_runs.tiny_run("cdcgan", tmp_path_factory, tiny)
+
+
+@pytest.fixture(scope="module")
+def mlp(tmp_path_factory, tiny):
+    return latent_runs.tiny_run("mlp", tmp_path_factory, tiny)

@@ -25,3 +25,12 @@ def differs(a: dict, b: dict) -> bool:
 
 def without_time(records):
     return [{k: v for k, v in r.items() if k != "time"} for r in records]
+
+
+def one_error_line(capsys) -> str:
+    """The one line a bad input leaves on stderr (checked: a single ganforge error, no traceback)."""
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("ganforge: error: ") and "Traceback" not in err
+    return lines[0]

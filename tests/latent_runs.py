@@ -1,5 +1,6 @@
 """Tiny trained runs shared by test_latent.py and test_probe.py, trained once per session
-through the command line (10 steps, width-8 models, CPU)."""
+through the command line (10 steps, width-8 models, CPU). conftest.py turns them into
+the ``dcgan``, ``cdcgan`` and ``mlp`` fixtures."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -18,23 +18,13 @@ from conftest import read_metrics, snapshot, write_png_folder
 from ganforge.config import load_config, load_run_config
 from ganforge.sampling import fixed_inputs, generate
 from ganforge.train.checkpoint import load_generator
-from helpers import assert_bitwise_equal, cli, ckpt as ckpt_file, differs, without_time
+from helpers import assert_bitwise_equal, cli, ckpt as ckpt_file, differs, without_time, one_error_line
 
 STATS = ("step", "d_loss", "g_loss", "d_acc", "d_real", "d_fake", "js_estimate")
 # Per preset, extra settings for the resume tests: the demo run also writes TensorBoard events
 # (which must not change the numbers), cdcgan-mnist is conditional with g_steps=2 and
 # z ~ U(-1, 1), gan-mnist is the MLP.
 RESUME_PRESETS = {"demo": ["train.tensorboard=true"], "cdcgan-mnist": [], "gan-mnist": []}
-
-
-
-
-
-
-
-
-
-
 
 
 @pytest.fixture(scope="module")
@@ -195,13 +185,6 @@ def test_seeded_runs(tiny, tmp_path):
 
 
 # ----------------------------------------------------------------------------- bad inputs
-
-def one_error_line(capsys) -> str:
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("ganforge: error: ") and "Traceback" not in err
-    return lines[0]
 
 
 BAD_TRAIN = {

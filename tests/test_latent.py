@@ -14,24 +14,7 @@ from ganforge.config import load_config
 from ganforge.errors import GanforgeError
 from ganforge.sampling import generate, sample_z
 from ganforge.train.checkpoint import load_generator
-from helpers import cli
-from latent_runs import tiny_run
-
-
-@pytest.fixture(scope="module")
-def dcgan(tmp_path_factory, tiny):
-    return tiny_run("dcgan", tmp_path_factory, tiny)
-
-
-@pytest.fixture(scope="module")
-def cdcgan(tmp_path_factory, tiny):
-    return tiny_run("cdcgan", tmp_path_factory, tiny)
-
-
-def one_error_line(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("ganforge: error: "), err
-    return err[0]
+from helpers import cli, one_error_line
 
 
 def grid_size(rows: int, cols: int, side: int = 28, scale: int = 2) -> tuple[int, int]:

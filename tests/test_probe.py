@@ -10,29 +10,8 @@ from PIL import Image
 
 from ganforge import probe
 from ganforge.train.checkpoint import load_discriminator
-from helpers import ckpt, cli
+from helpers import ckpt, cli, one_error_line
 from latent_runs import tiny_run
-
-
-@pytest.fixture(scope="module")
-def dcgan(tmp_path_factory, tiny):
-    return tiny_run("dcgan", tmp_path_factory, tiny)
-
-
-@pytest.fixture(scope="module")
-def cdcgan(tmp_path_factory, tiny):
-    return tiny_run("cdcgan", tmp_path_factory, tiny)
-
-
-@pytest.fixture(scope="module")
-def mlp(tmp_path_factory, tiny):
-    return tiny_run("mlp", tmp_path_factory, tiny)
-
-
-def one_error_line(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("ganforge: error: "), err
-    return err[0]
 
 
 def test_load_discriminator_reads_the_checkpointed_weights(dcgan):

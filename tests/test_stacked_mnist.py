@@ -9,20 +9,12 @@ import numpy as np
 import pytest
 import torch
 from conftest import read_metrics
-from helpers import cli
+from helpers import cli, one_error_line
 
 from ganforge.config import load_config
 from ganforge.data import load_data
 from ganforge.data.stacked import stack_digits
 from ganforge.metrics.stacked import channel_digits, histogram_metrics, stacked_metrics
-
-
-def one_error_line(capsys) -> str:
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("ganforge: error: ") and "Traceback" not in err
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from PIL import Image
 
 from conftest import read_metrics
 from ganforge.config import load_run_config, preset_names
-from helpers import assert_bitwise_equal, cli, ckpt, differs, without_time
+from helpers import assert_bitwise_equal, cli, ckpt, differs, without_time, one_error_line
 
 TOY_PRESETS = [p for p in preset_names() if p.startswith(("ring-", "grid-", "mixture1d-"))]
 TINY = ["train.batch_size=64", "model.z_dim=4", "model.g_hidden=[16]", "model.d_hidden=[16]",
@@ -50,26 +50,8 @@ RESUME = {
 PRESET_RUN = {"plain": "ring-gan", "dragan": "ring-dragan", "wgan-gp": "ring-wgan-gp"}
 
 
-
-
 def tiny(steps: int, *extra: str) -> list[str]:
     return [*TINY, f"train.steps={steps}", *extra]
-
-
-
-
-
-
-
-
-
-
-def one_error_line(capsys) -> str:
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("ganforge: error: ") and "Traceback" not in err
-    return lines[0]
 
 
 @contextlib.contextmanager
