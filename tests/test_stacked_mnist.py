@@ -102,6 +102,20 @@ def test_all_thousand_modes_evenly_gives_kl_zero(good_digits):
     r = stacked_metrics(stacks(good_digits, list(range(1000))))
     assert r["modes"] == 1000 and r["counts"] == [1] * 1000
     assert r["kl"] == pytest.approx(0.0, abs=1e-12)
+    assert r["digit_kl"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_digit_kl_counts_unequal_digit_shares(good_digits):
+    # modes 0..99 repeated: R is always 0 (KL log 10), G and B run over all ten digits (KL 0);
+    # KL of the modes is log(1000 / 100) = log 10, all of it from R's digit shares
+    r = stacked_metrics(stacks(good_digits, list(range(100)) * 2))
+    assert r["modes"] == 100
+    assert r["kl"] == pytest.approx(math.log(10), abs=1e-12)
+    assert r["digit_kl"] == pytest.approx(math.log(10), abs=1e-12)
+    # modes 0, 111, ..., 999: every channel uniform over digits, yet only 10 of 1,000 modes
+    r = stacked_metrics(stacks(good_digits, [111 * d for d in range(10)] * 3))
+    assert r["digit_kl"] == pytest.approx(0.0, abs=1e-12)
+    assert r["kl"] == pytest.approx(math.log(100), abs=1e-12)
 
 
 def test_channel_digits_needs_three_channels():
@@ -127,7 +141,8 @@ def test_train_then_eval_prints_modes_and_kl(tiny, tmp_path, capsys, monkeypatch
     out = capsys.readouterr().out
     assert "modes covered" in out and "/ 1000" in out and "KL" in out
     saved = json.loads((run / "eval.json").read_text())
-    assert set(saved) == {"n", "modes", "kl"} and saved["n"] == 100
+    assert set(saved) == {"n", "modes", "kl", "digit_kl"} and saved["n"] == 100
+    assert 0 <= saved["digit_kl"] <= 3 * math.log(10) + 1e-9
     assert 1 <= saved["modes"] <= 100 and 0 <= saved["kl"] <= math.log(1000) + 1e-9
     assert cli("eval", run, "--n", 100, "--json") == 0
     assert json.loads(capsys.readouterr().out) == saved  # same noise, same numbers
@@ -137,7 +152,8 @@ def test_train_then_eval_prints_modes_and_kl(tiny, tmp_path, capsys, monkeypatch
 
     seen = []
     monkeypatch.setattr(stacked, "stacked_metrics",
-                        lambda x: seen.append(len(x)) or histogram_metrics([0] * len(x)))
+                        lambda x: seen.append(len(x)) or {**histogram_metrics([0] * len(x)),
+                                                          "digit_kl": 0.0})
     assert cli("eval", run, "--json") == 0
     assert seen == [26000] and json.loads(capsys.readouterr().out)["n"] == 26000
     monkeypatch.undo()

@@ -144,6 +144,8 @@ def _print_stacked_result(result: dict) -> None:
     print(f"{'samples':<22}{result['n']}")
     print(f"{'modes covered':<22}{result['modes']} / 1000")
     print(f"{'KL (vs uniform)':<22}{result['kl']:.4f}")
+    print(f"{'  of it, digit shares':<22}{result['digit_kl']:.4f} (sum over R, G, B of KL(digit "
+          "shares || uniform over 10))")
 
 
 def _load_samples(path: Path):
@@ -193,7 +195,7 @@ def _cmd_eval_samples(args) -> int:
                                 f"per channel); '{args.samples}' has {samples.shape[1]}")
         counted = stacked_metrics(samples)
         result = {"n": len(samples), "reference": args.reference,
-                  "modes": counted["modes"], "kl": counted["kl"]}
+                  "modes": counted["modes"], "kl": counted["kl"], "digit_kl": counted["digit_kl"]}
     else:
         cfg = load_config("demo", [f"data.name={args.reference}"])
         real = reference_subset(load_data(cfg).images, len(samples))

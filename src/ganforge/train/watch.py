@@ -75,7 +75,7 @@ def evaluate(g: nn.Module, data, cfg, n: int | None = None) -> dict:
 
         z, y = fixed_inputs(cfg, n, seed=cfg.train.seed + 999)
         result = stacked_metrics(generate(g, z, y))
-        return {"modes": result["modes"], "kl": result["kl"]}
+        return {"modes": result["modes"], "kl": result["kl"], "digit_kl": result["digit_kl"]}
     if data.kind != "toy":
         if data.images.shape[1] != 1:
             return {}
