@@ -24,6 +24,7 @@ from ganforge.errors import CheckpointError, ConfigError, DataError
 from ganforge.losses import D_LOSSES, G_LOSSES, PENALTIES, discriminator_stats
 from ganforge.models import build_models
 from ganforge.sampling import sample_z
+from ganforge.train import dist
 from ganforge.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from ganforge.train.unrolled import unrolled_fake_logits
 from ganforge.train.watch import evaluate, save_frame
@@ -59,15 +60,17 @@ def lr_factor(decay: str, step: int, total: int) -> float:
     return 1.0
 
 
-def _prepare_new_run(run_dir: Path, overwrite: bool) -> None:
+def _prepare_new_run(run_dir: Path, overwrite: bool, write: bool = True) -> None:
     if run_dir.exists() and not run_dir.is_dir():  # never delete a file the user named
         raise ConfigError(f"run folder '{run_dir}' is a file, not a folder; choose another --out")
     if run_dir.exists() and any(run_dir.iterdir()):
         if not overwrite:
             raise ConfigError(f"run folder '{run_dir}' already exists; pass --overwrite to "
                               "replace it, --resume to continue it, or choose another --out")
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+        if write:
+            shutil.rmtree(run_dir)
+    if write:
+        run_dir.mkdir(parents=True, exist_ok=True)
 
 
 def _truncate_metrics(path: Path, last_step: int) -> None:
@@ -111,16 +114,29 @@ def _png_as_chw(path: Path) -> torch.Tensor:
 def train(cfg: Config, run_dir: str | Path, *, overwrite: bool = False, resume: bool = False,
           log=print) -> Path:
     """Train ``cfg`` into ``run_dir`` (or continue it from its newest checkpoint with
-    ``resume=True``). Returns the run folder. Nothing is written until every input checks out."""
-    run_dir = Path(run_dir)
-    device = resolve_device(cfg.train.device)
+    ``resume=True``). Returns the run folder. Nothing is written until every input checks out.
+
+    Under ``torchrun`` each process trains on its share of ``train.batch_size`` (see dist.py);
+    only rank 0 logs and writes the run folder."""
+    device = dist.setup(resolve_device(cfg.train.device))
+    try:
+        return _train(cfg, Path(run_dir), device, overwrite, resume,
+                      log if dist.is_main() else lambda *a, **k: None)
+    finally:
+        dist.teardown()
+
+
+def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, resume: bool,
+           log) -> Path:
     t = cfg.train
+    main = dist.is_main()
 
     # --- everything that can fail on bad input happens before the run folder is touched
     data = load_data(cfg)
     if cfg.model.conditional and data.num_classes > cfg.model.num_classes:
         raise DataError(f"the data has {data.num_classes} classes but model.num_classes="
                         f"{cfg.model.num_classes}; raise model.num_classes")
+    dist.check_batch(t.batch_size, cfg.model.pack)
     torch.manual_seed(t.seed)
     g, d = build_models(cfg)
     g, d = g.to(device), d.to(device)
@@ -141,22 +157,35 @@ def train(cfg: Config, run_dir: str | Path, *, overwrite: bool = False, resume: 
         batches.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("data.")})
         noise.set_state(state["rng.noise"])
         torch.set_rng_state(state["rng.torch"])
-        _truncate_metrics(run_dir / "metrics.jsonl", start)
     else:
-        _prepare_new_run(run_dir, overwrite)
-    (run_dir / "config.yaml").write_text(to_yaml(cfg))
-    (run_dir / "samples").mkdir(exist_ok=True)
+        _prepare_new_run(run_dir, overwrite, write=False)  # checks only
+    dist.barrier()  # every rank has checked its inputs before rank 0 writes
+    if main:
+        if resume:
+            _truncate_metrics(run_dir / "metrics.jsonl", start)
+        else:
+            _prepare_new_run(run_dir, overwrite)
+        (run_dir / "config.yaml").write_text(to_yaml(cfg))
+        (run_dir / "samples").mkdir(exist_ok=True)
     log(f"data: {data.source}")
     log(f"run folder: {run_dir} (device {device}, steps {start} -> {t.steps})")
+    if dist.world_size() > 1:
+        log(f"processes: {dist.world_size()}, {t.batch_size // dist.world_size()} of the "
+            f"batch of {t.batch_size} each")
 
     writer = None
-    if t.tensorboard:
+    if t.tensorboard and main:
         from torch.utils.tensorboard import SummaryWriter
         writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=start + 1 if start else None)
-    metrics_file = open(run_dir / "metrics.jsonl", "a")
+    metrics_file = open(run_dir / "metrics.jsonl", "a") if main else None
 
-    def z_like(n: int) -> torch.Tensor:
-        return sample_z(n, cfg.model.z_dim, cfg.model.z_dist, noise, device)
+    def z_like(n: int) -> torch.Tensor:  # every rank draws the global batch, keeps its slice
+        return dist.shard(sample_z(n * dist.world_size(), cfg.model.z_dim, cfg.model.z_dist,
+                                   noise, device))
+
+    def next_batch() -> tuple[torch.Tensor, torch.Tensor | None]:
+        real, y = (dist.shard(v) for v in batches.next())  # (B, C, H, W) in [-1, 1], (B,)
+        return real, (y if cfg.model.conditional else None)
 
     def checkpoint(step: int) -> None:
         state = {"rng.noise": noise.get_state(), "rng.torch": torch.get_rng_state(),
@@ -164,8 +193,8 @@ def train(cfg: Config, run_dir: str | Path, *, overwrite: bool = False, resume: 
         save_checkpoint(run_dir, step, g, d, opt_g, opt_d, state)
 
     sums: dict[str, torch.Tensor] = {}
-    count, step, t0 = 0, start, time.time()
-    bar = tqdm(total=t.steps, initial=start, disable=not t.progress, dynamic_ncols=True,
+    count, step, stop, t0 = 0, start, False, time.time()
+    bar = tqdm(total=t.steps, initial=start, disable=not (t.progress and main), dynamic_ncols=True,
                desc="train", unit="step", file=sys.stderr,
                mininterval=0.1 if sys.stderr.isatty() else 30.0)  # keep CI logs short
     with _StopFlag() as flag:
@@ -175,16 +204,14 @@ def train(cfg: Config, run_dir: str | Path, *, overwrite: bool = False, resume: 
                 for opt, lr in ((opt_g, cfg.optim.lr_g), (opt_d, cfg.optim.lr_d)):
                     for group in opt.param_groups:
                         group["lr"] = lr * f
-            real, y = batches.next()  # (B, C, H, W) in [-1, 1], (B,)
-            y = y if cfg.model.conditional else None
+            real, y = next_batch()
             fake = g(z_like(len(real)), y)  # G runs once; D sees it detached
             real_g, y_g = real, y  # the G phase uses this first batch and its labels
 
             # --- discriminator: k updates ascending V(D, G)
             for i in range(t.d_steps):
                 if i > 0:
-                    real, y = batches.next()
-                    y = y if cfg.model.conditional else None
+                    real, y = next_batch()
                     with torch.no_grad():
                         fake_d = g(z_like(len(real)), y)
                 else:
@@ -196,6 +223,7 @@ def train(cfg: Config, run_dir: str | Path, *, overwrite: bool = False, resume: 
                     d_loss = d_loss + cfg.loss.penalty_weight * gp
                 opt_d.zero_grad(set_to_none=True)
                 d_loss.backward()
+                dist.average_grads(d)
                 opt_d.step()
                 if clip is not None:  # WGAN: keep the critic (roughly) Lipschitz
                     with torch.no_grad():
@@ -219,8 +247,10 @@ def train(cfg: Config, run_dir: str | Path, *, overwrite: bool = False, resume: 
                     g_loss = g_loss_fn(d(fake, y_g))
                 opt_g.zero_grad(set_to_none=True)
                 g_loss.backward()
+                dist.average_grads(g)
                 opt_g.step()
             d.requires_grad_(True)
+            dist.average_buffers(g, d)  # batch-norm running statistics
 
             # --- statistics: summed on the device, read back only when logging
             stats = {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(),
@@ -231,10 +261,15 @@ def train(cfg: Config, run_dir: str | Path, *, overwrite: bool = False, resume: 
                 sums[k] = sums[k] + v if k in sums else v.clone()
             count += 1
             bar.update(1)
-            last = step == t.steps or flag.stop
+            stop = dist.any_rank(flag.stop)  # a stop request on any rank stops them all here
+            last = step == t.steps or stop
             evaluate_now = t.eval_every and (step % t.eval_every == 0 or last)
-            if step % t.log_every == 0 or last or evaluate_now:
-                record = {"step": step, **{k: round((v / count).item(), 6) for k, v in sums.items()},
+            log_now = step % t.log_every == 0 or last or evaluate_now
+            if log_now:  # every rank joins the average
+                means = dist.average_stats({k: v / count for k, v in sums.items()})
+                sums, count = {}, 0
+            if log_now and main:
+                record = {"step": step, **{k: round(v.item(), 6) for k, v in means.items()},
                           "time": round(time.time() - t0, 3)}
                 if evaluate_now:
                     record.update(evaluate(g, data, cfg))
@@ -246,26 +281,27 @@ def train(cfg: Config, run_dir: str | Path, *, overwrite: bool = False, resume: 
                             writer.add_scalar(k, v, step)
                 bar.set_postfix(d_loss=f"{record['d_loss']:.3f}", g_loss=f"{record['g_loss']:.3f}",
                                 d_acc=f"{record['d_acc']:.2f}")
-                sums, count = {}, 0
-            if step % t.sample_every == 0 or last:
+            if main and (step % t.sample_every == 0 or last):
                 frame = run_dir / "samples" / f"step_{step:06d}.png"
                 save_frame(g, d, data, cfg, frame, step)
                 if writer is not None:
                     writer.add_image("samples", _png_as_chw(frame), step)
-            if step % t.checkpoint_every == 0 or last:
+            if main and (step % t.checkpoint_every == 0 or last):
                 checkpoint(step)
-            if flag.stop:
+            if stop:
                 break
     bar.close()
-    metrics_file.close()
-    if writer is not None:
-        writer.close()
+    if main:
+        metrics_file.close()
+        if writer is not None:
+            writer.close()
 
-    # --- pictures of the whole run
-    frames = sorted((run_dir / "samples").glob("step_*.png"))
-    make_gif(frames, run_dir / "progress.gif")
-    plot_curves(read_metrics(run_dir / "metrics.jsonl"), run_dir / "curves.png")
-    if flag.stop and step < t.steps:
+        # --- pictures of the whole run
+        frames = sorted((run_dir / "samples").glob("step_*.png"))
+        make_gif(frames, run_dir / "progress.gif")
+        plot_curves(read_metrics(run_dir / "metrics.jsonl"), run_dir / "curves.png")
+    dist.barrier()  # the other ranks wait for rank 0's pictures
+    if stop and step < t.steps:
         log(f"interrupted: checkpoint saved at step {step}; continue with "
             f"`ganforge train --resume {run_dir}`")
     else:
