@@ -4,6 +4,7 @@
     python benchmarks/throughput.py                          # dcgan-mnist, gan-mnist, dcgan-64
     python benchmarks/throughput.py --presets dcgan-mnist --steps 100 --warmup 10
     python benchmarks/throughput.py --device cuda --write    # also replace the table in BENCHMARKS.md
+    python benchmarks/throughput.py --device cuda --set train.precision=fp32 train.compile=true
 
 Each side of each preset runs in its own Python process (and so does writing the image folder;
 the parent imports no torch), so peak memory is its own: peak RSS of that process on the CPU
@@ -12,8 +13,9 @@ the parent imports no torch), so peak memory is its own: peak RSS of that proces
 OMP_NUM_THREADS, torch's thread count, the date and the 1-minute load average at the start.
 
 What is timed:
-- ganforge: ``ganforge.train.loop.train`` with the preset's settings (only steps, device and
-  logging changed; progress bar and TensorBoard off, one sample grid and one checkpoint at the
+- ganforge: ``ganforge.train.loop.train`` with the preset's settings and the ``--set`` overrides
+  (otherwise only steps, device and logging changed; so on CUDA the default fast path: bf16
+  autocast, channels_last, fused Adam; progress bar and TensorBoard off, one sample grid and one checkpoint at the
   last step). The rate comes from the loop's own logged clock between the record at the end of
   the warm-up and the record at the last step, as in preset_speed.py: it covers the training
   steps (and a metrics record every ``--warmup`` steps) but not start-up (reading and decoding
@@ -135,7 +137,8 @@ def _child(args) -> None:
         result = {}
     else:
         fn = measure_ganforge if args.child == "ganforge" else measure_reference
-        result = fn(args.presets[0], args.folder, args.steps, args.warmup, device)
+        extra = {"overrides": args.set} if args.child == "ganforge" else {}
+        result = fn(args.presets[0], args.folder, args.steps, args.warmup, device, **extra)
     result["env"] = {"device": device, "torch": torch.__version__,
                      "threads": torch.get_num_threads(),
                      "gpu": torch.cuda.get_device_name() if device.startswith("cuda") else None}
@@ -143,12 +146,13 @@ def _child(args) -> None:
 
 
 def _in_subprocess(side: str, preset: str, folder: str, steps: int = 0, warmup: int = 0,
-                   device: str = "cpu") -> dict:
+                   device: str = "cpu", overrides: list[str] = ()) -> dict:
     """Run one side in a fresh interpreter. The parent never imports torch nor reads the
     digits: on Linux a child's ``ru_maxrss`` starts from its parent's peak, so a heavy parent
     would hide the children's own peaks."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", side, "--presets", preset,
-           "--folder", folder, "--steps", str(steps), "--warmup", str(warmup), "--device", device]
+           "--folder", folder, "--steps", str(steps), "--warmup", str(warmup), "--device", device,
+           *(["--set", *overrides] if overrides else [])]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise RuntimeError(f"{side} {preset} failed:\n{out.stderr[-3000:]}")
@@ -202,6 +206,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--warmup", type=int, help="untimed steps first (default: per preset, "
                    + ", ".join(f"{k} {v[1]}" for k, v in DEFAULT_STEPS.items()) + ")")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="config overrides for ganforge's side, e.g. train.precision=fp32")
     p.add_argument("--write", action="store_true", help="replace the table in BENCHMARKS.md")
     p.add_argument("--child", choices=["ganforge", "reference", "folder"], help=argparse.SUPPRESS)
     p.add_argument("--folder", help=argparse.SUPPRESS)
@@ -220,7 +226,7 @@ def main(argv: list[str] | None = None) -> None:
                 folders[key] = str(Path(tmp) / f"images-{key}")
                 _in_subprocess("folder", preset, folders[key])
             folder = folders[key]
-            gf = _in_subprocess("ganforge", preset, folder, steps, warmup, args.device)
+            gf = _in_subprocess("ganforge", preset, folder, steps, warmup, args.device, args.set)
             ref = _in_subprocess("reference", preset, folder, steps, warmup, args.device)
             rows.append({"preset": preset, "batch": gf["batch"], "ganforge": gf, "reference": ref})
             print(f"{preset}: ganforge {gf['images_per_s']:,.0f} images/s over {steps} steps, "
@@ -233,7 +239,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.path.insert(0, str(HERE))
         from _doc import replace_block
 
-        replace_block("throughput", head + "\n\n" + table)
+        gpu = env["device"].startswith("cuda")  # the CPU and GPU tables live side by side
+        replace_block("throughput-gpu" if gpu else "throughput", head + "\n\n" + table)
 
 
 if __name__ == "__main__":

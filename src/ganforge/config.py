@@ -88,6 +88,10 @@ class TrainConfig:
     unroll_first_order: bool = False  # do not differentiate through the unrolled D updates
     seed: int = 0
     device: str = "auto"  # "auto", "cpu", "cuda" or "cuda:N"
+    precision: str = "auto"  # "fp32" or "bf16" autocast of G and D; auto: bf16 on CUDA only
+    memory_format: str = "auto"  # "contiguous" or "channels_last"; auto: channels_last on CUDA
+    compile: bool = False  # torch.compile G's and D's forward passes
+    cuda_graph: str = "auto"  # capture the whole step as a CUDA graph: auto, enabled, disabled
     log_every: int = 10
     sample_every: int = 100
     checkpoint_every: int = 500
@@ -110,6 +114,9 @@ class Config:
 Z_DISTS = ("normal", "uniform")
 OPTIMIZERS = ("adam", "rmsprop")
 DECAYS = ("none", "linear", "cosine")
+PRECISIONS = ("auto", "fp32", "bf16")
+MEMORY_FORMATS = ("auto", "contiguous", "channels_last")
+CUDA_GRAPH = ("auto", "enabled", "disabled")
 PRESET_PACKAGE = "ganforge.presets"
 
 
@@ -258,6 +265,9 @@ def validate(cfg: Config) -> None:
     _choice("loss.penalty", cfg.loss.penalty, ["none"] + PENALTIES.names())
     _choice("optim.name", cfg.optim.name, OPTIMIZERS)
     _choice("optim.decay", cfg.optim.decay, DECAYS)
+    _choice("train.precision", cfg.train.precision, PRECISIONS)
+    _choice("train.memory_format", cfg.train.memory_format, MEMORY_FORMATS)
+    _choice("train.cuda_graph", cfg.train.cuda_graph, CUDA_GRAPH)
     if cfg.optim.clip_d is not None and not cfg.optim.clip_d > 0:
         raise ConfigError(f"optim.clip_d={cfg.optim.clip_d} must be > 0 (or null for no clipping)")
     if cfg.train.unroll_steps < 0:

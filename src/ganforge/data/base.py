@@ -78,14 +78,17 @@ class Batches:
         self.labels = data.labels.to(device)
         self.batch_size = batch_size
         self.gen = torch.Generator().manual_seed(seed)
+        self._shuffle()
+
+    def _shuffle(self) -> None:
         self.perm = torch.randperm(len(self.images), generator=self.gen)
         self.pos = 0
+        self._perm = self.perm.to(self.images.device)  # one copy per epoch, not one per batch
 
     def next(self) -> tuple[Tensor, Tensor]:
         if self.pos + self.batch_size > len(self.perm):  # drop the ragged end, reshuffle
-            self.perm = torch.randperm(len(self.images), generator=self.gen)
-            self.pos = 0
-        idx = self.perm[self.pos: self.pos + self.batch_size].to(self.images.device)
+            self._shuffle()
+        idx = self._perm[self.pos: self.pos + self.batch_size]
         self.pos += self.batch_size
         return to_unit_range(self.images[idx]), self.labels[idx]
 
@@ -97,3 +100,4 @@ class Batches:
         self.gen.set_state(state["gen"])
         self.perm = state["perm"].clone()
         self.pos = int(state["pos"])
+        self._perm = self.perm.to(self.images.device)

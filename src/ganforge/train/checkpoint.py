@@ -56,7 +56,9 @@ def _optim_to_files(opt: torch.optim.Optimizer) -> tuple[dict, list]:
         for key, value in state.items():
             t = value if torch.is_tensor(value) else torch.tensor(value)
             tensors[f"{idx}.{key}"] = t.detach().cpu().contiguous()
-    return tensors, sd["param_groups"]
+    groups = [{k: v.item() if torch.is_tensor(v) else v for k, v in group.items()}
+              for group in sd["param_groups"]]  # a CUDA-graph run keeps lr as a tensor
+    return tensors, groups
 
 
 def _optim_from_files(tensors: dict, groups: list) -> dict:

@@ -7,6 +7,7 @@ up by name from the config, so the loop has no per-variant branches.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import shutil
@@ -26,6 +27,7 @@ from ganforge.models import build_models
 from ganforge.sampling import sample_z
 from ganforge.train import dist
 from ganforge.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from ganforge.train.graph import CapturedStep
 from ganforge.train.unrolled import unrolled_fake_logits
 from ganforge.train.watch import evaluate, save_frame
 from ganforge.viz import make_gif, plot_curves
@@ -42,11 +44,47 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def make_optimizer(cfg, params, lr: float) -> torch.optim.Optimizer:
-    """Adam (DCGAN's lr 2e-4, beta1 0.5 by default) or RMSprop (WGAN with weight clipping)."""
+def make_optimizer(cfg, params, lr: float, device: torch.device = torch.device("cpu"),
+                   capturable: bool = False) -> torch.optim.Optimizer:
+    """Adam (DCGAN's lr 2e-4, beta1 0.5 by default) or RMSprop (WGAN with weight clipping).
+    On CUDA, Adam runs its fused kernel (``capturable`` inside a CUDA graph); on the CPU the
+    default (foreach) one, which keeps runs bitwise equal to those of earlier versions."""
     if cfg.optim.name == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr)
-    return torch.optim.Adam(params, lr=lr, betas=(cfg.optim.beta1, cfg.optim.beta2))
+    return torch.optim.Adam(params, lr=lr, betas=(cfg.optim.beta1, cfg.optim.beta2),
+                            fused=True if device.type == "cuda" else None, capturable=capturable)
+
+
+def use_cuda_graph(cfg, device: torch.device) -> bool:
+    """Whether ``train.cuda_graph`` captures the training step: "auto" does wherever the step
+    can be replayed as recorded, "enabled" must (a one-line error says why it cannot)."""
+    t, why = cfg.train, None
+    if device.type != "cuda":
+        why = "a CUDA device (train.device)"
+    elif t.d_steps != 1 or t.g_steps != 1:
+        why = "train.d_steps=1 and train.g_steps=1 (extra updates draw new data inside the step)"
+    elif cfg.loss.penalty != "none" or t.unroll_steps:
+        why = "loss.penalty=none and train.unroll_steps=0"
+    elif cfg.optim.name != "adam" or cfg.optim.clip_d is not None:
+        why = "optim.name=adam and no optim.clip_d"
+    elif t.compile or dist.world_size() > 1:
+        why = "train.compile=false and a single process"
+    if t.cuda_graph == "enabled" and why is not None:
+        raise ConfigError(f"train.cuda_graph=enabled needs {why}; set train.cuda_graph=auto "
+                          "to fall back to eager steps")
+    return t.cuda_graph != "disabled" and why is None
+
+
+def fast_path(t, device: torch.device) -> tuple[torch.dtype | None, torch.memory_format]:
+    """What ``train.precision`` and ``train.memory_format`` mean on ``device``: the autocast
+    dtype (None: plain float32) and the memory format of G, D and image batches. "auto" turns
+    both on for CUDA only; on the CPU they cost more than they save (BENCHMARKS.md)."""
+    cuda = device.type == "cuda"
+    precision = t.precision if t.precision != "auto" else ("bf16" if cuda else "fp32")
+    fmt = t.memory_format if t.memory_format != "auto" else (
+        "channels_last" if cuda else "contiguous")
+    return (torch.bfloat16 if precision == "bf16" else None,
+            torch.channels_last if fmt == "channels_last" else torch.contiguous_format)
 
 
 def lr_factor(decay: str, step: int, total: int) -> float:
@@ -139,9 +177,14 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
     dist.check_batch(t.batch_size, cfg.model.pack)
     torch.manual_seed(t.seed)
     g, d = build_models(cfg)
-    g, d = g.to(device), d.to(device)
-    opt_g = make_optimizer(cfg, g.parameters(), cfg.optim.lr_g)
-    opt_d = make_optimizer(cfg, d.parameters(), cfg.optim.lr_d)
+    amp_dtype, fmt = fast_path(t, device)
+    graphed = use_cuda_graph(cfg, device)
+    g, d = g.to(device, memory_format=fmt), d.to(device, memory_format=fmt)
+    opt_g = make_optimizer(cfg, g.parameters(), cfg.optim.lr_g, device, capturable=graphed)
+    opt_d = make_optimizer(cfg, d.parameters(), cfg.optim.lr_d, device, capturable=graphed)
+    # forward passes run under autocast and, optionally, compiled; every loss, penalty and
+    # optimiser step sees float32, so the fast path never changes what a loss computes
+    g_fwd, d_fwd = (torch.compile(g), torch.compile(d)) if t.compile else (g, d)
     batches = data.batches(t.batch_size, device, t.seed)
     noise = torch.Generator(device=device).manual_seed(t.seed + 1)
     d_loss_fn, g_loss_fn = D_LOSSES.get(cfg.loss.discriminator), G_LOSSES.get(cfg.loss.generator)
@@ -159,6 +202,10 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
         torch.set_rng_state(state["rng.torch"])
     else:
         _prepare_new_run(run_dir, overwrite, write=False)  # checks only
+    if graphed and cfg.optim.decay != "none":  # the graph reads lr from a tensor it can change
+        for opt in (opt_g, opt_d):
+            for group in opt.param_groups:
+                group["lr"] = torch.tensor(float(group["lr"]), device=device)
     dist.barrier()  # every rank has checked its inputs before rank 0 writes
     if main:
         if resume:
@@ -185,12 +232,87 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
 
     def next_batch() -> tuple[torch.Tensor, torch.Tensor | None]:
         real, y = (dist.shard(v) for v in batches.next())  # (B, C, H, W) in [-1, 1], (B,)
+        if real.dim() == 4 and fmt == torch.channels_last:
+            real = real.contiguous(memory_format=fmt)
         return real, (y if cfg.model.conditional else None)
+
+    def amp():  # a captured graph replays the casts, so autocast must not cache them
+        return (torch.autocast(device.type, dtype=amp_dtype, cache_enabled=not graphed)
+                if amp_dtype is not None else contextlib.nullcontext())
 
     def checkpoint(step: int) -> None:
         state = {"rng.noise": noise.get_state(), "rng.torch": torch.get_rng_state(),
                  **{f"data.{k}": v for k, v in batches.state_dict().items()}}
         save_checkpoint(run_dir, step, g, d, opt_g, opt_d, state)
+
+    def iteration(real: torch.Tensor, y: torch.Tensor | None, z: torch.Tensor
+                  ) -> dict[str, torch.Tensor]:
+        """One iteration of Algorithm 1 from its first batch and noise; the statistics come
+        back as device tensors. Extra D or G updates (d_steps, g_steps > 1) draw their own."""
+        with amp():
+            fake = g_fwd(z, y).float()  # G runs once; D sees it detached
+        real_g, y_g = real, y  # the G phase uses this first batch and its labels
+
+        # --- discriminator: k updates ascending V(D, G)
+        for i in range(t.d_steps):
+            if i > 0:
+                real, y = next_batch()
+                with torch.no_grad(), amp():
+                    fake_d = g_fwd(z_like(len(real)), y).float()
+            else:
+                fake_d = fake.detach()
+            with amp():
+                real_logits, fake_logits = d_fwd(real, y).float(), d_fwd(fake_d, y).float()
+            d_loss = d_loss_fn(real_logits, fake_logits)
+            if penalty is not None:
+                with amp():
+                    gp = penalty(d, real, fake_d, y, noise).float()
+                d_loss = d_loss + cfg.loss.penalty_weight * gp
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            dist.average_grads(d)
+            opt_d.step()
+            if clip is not None:  # WGAN: keep the critic (roughly) Lipschitz
+                with torch.no_grad():
+                    for p in d.parameters():
+                        p.clamp_(-clip, clip)
+
+        # --- generator: D is frozen while G trains
+        d.requires_grad_(False)
+        for j in range(t.g_steps):
+            if j > 0:
+                with amp():
+                    fake = g_fwd(z_like(len(real_g)), y_g).float()
+            if getattr(g_loss_fn, "uses_features", False):  # feature matching
+                with torch.no_grad(), amp():
+                    real_feat = d.features(real_g, y_g)[-2].float()
+                with amp():
+                    fake_feat = d.features(fake, y_g)[-2].float()
+                g_loss = g_loss_fn(fake_feat, real_feat)
+            elif t.unroll_steps:  # G plays against D advanced K steps ahead (in float32:
+                # the unroll replays D's loss and Adam update, which stay as written)
+                g_loss = g_loss_fn(unrolled_fake_logits(
+                    d, opt_d, d_loss_fn, real_g, fake, y_g, t.unroll_steps,
+                    first_order=t.unroll_first_order, clip=clip))
+            else:
+                with amp():
+                    logits = d_fwd(fake, y_g).float()
+                g_loss = g_loss_fn(logits)
+            opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+            dist.average_grads(g)
+            opt_g.step()
+        d.requires_grad_(True)
+        dist.average_buffers(g, d)  # batch-norm running statistics
+
+        # --- statistics: summed on the device, read back only when logging
+        stats = {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(),
+                 **discriminator_stats(real_logits, fake_logits)}
+        if penalty is not None:
+            stats["penalty"] = gp.detach()
+        return stats
+
+    run_step = CapturedStep(iteration) if graphed else iteration
 
     sums: dict[str, torch.Tensor] = {}
     count, step, stop, t0 = 0, start, False, time.time()
@@ -203,60 +325,12 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
                 f = lr_factor(cfg.optim.decay, step, t.steps)
                 for opt, lr in ((opt_g, cfg.optim.lr_g), (opt_d, cfg.optim.lr_d)):
                     for group in opt.param_groups:
-                        group["lr"] = lr * f
+                        if torch.is_tensor(group["lr"]):  # read by the captured graph
+                            group["lr"].fill_(lr * f)
+                        else:
+                            group["lr"] = lr * f
             real, y = next_batch()
-            fake = g(z_like(len(real)), y)  # G runs once; D sees it detached
-            real_g, y_g = real, y  # the G phase uses this first batch and its labels
-
-            # --- discriminator: k updates ascending V(D, G)
-            for i in range(t.d_steps):
-                if i > 0:
-                    real, y = next_batch()
-                    with torch.no_grad():
-                        fake_d = g(z_like(len(real)), y)
-                else:
-                    fake_d = fake.detach()
-                real_logits, fake_logits = d(real, y), d(fake_d, y)
-                d_loss = d_loss_fn(real_logits, fake_logits)
-                if penalty is not None:
-                    gp = penalty(d, real, fake_d, y, noise)
-                    d_loss = d_loss + cfg.loss.penalty_weight * gp
-                opt_d.zero_grad(set_to_none=True)
-                d_loss.backward()
-                dist.average_grads(d)
-                opt_d.step()
-                if clip is not None:  # WGAN: keep the critic (roughly) Lipschitz
-                    with torch.no_grad():
-                        for p in d.parameters():
-                            p.clamp_(-clip, clip)
-
-            # --- generator: D is frozen while G trains
-            d.requires_grad_(False)
-            for j in range(t.g_steps):
-                if j > 0:
-                    fake = g(z_like(len(real_g)), y_g)
-                if getattr(g_loss_fn, "uses_features", False):  # feature matching
-                    with torch.no_grad():
-                        real_feat = d.features(real_g, y_g)[-2]
-                    g_loss = g_loss_fn(d.features(fake, y_g)[-2], real_feat)
-                elif t.unroll_steps:  # G plays against D advanced K steps ahead
-                    g_loss = g_loss_fn(unrolled_fake_logits(
-                        d, opt_d, d_loss_fn, real_g, fake, y_g, t.unroll_steps,
-                        first_order=t.unroll_first_order, clip=clip))
-                else:
-                    g_loss = g_loss_fn(d(fake, y_g))
-                opt_g.zero_grad(set_to_none=True)
-                g_loss.backward()
-                dist.average_grads(g)
-                opt_g.step()
-            d.requires_grad_(True)
-            dist.average_buffers(g, d)  # batch-norm running statistics
-
-            # --- statistics: summed on the device, read back only when logging
-            stats = {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(),
-                     **discriminator_stats(real_logits, fake_logits)}
-            if penalty is not None:
-                stats["penalty"] = gp.detach()
+            stats = run_step(real, y, z_like(len(real)))
             for k, v in stats.items():
                 sums[k] = sums[k] + v if k in sums else v.clone()
             count += 1
