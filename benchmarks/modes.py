@@ -56,7 +56,8 @@ def run_one(preset: str, seed: int, steps: int | None) -> dict:
         from ganforge.train.checkpoint import load_generator
         g, _ = load_generator(run)
     seconds = time.time() - t0
-    return {"preset": preset, "seed": seed, "seconds": seconds,
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+    return {"preset": preset, "seed": seed, "seconds": seconds, "device": device,
             "modes_total": len(load_data(cfg).centers), **evaluate(g, load_data(cfg), cfg, 2500)}
 
 
@@ -107,8 +108,9 @@ def main() -> None:
             print(f"{r['preset']:<16} seed {r['seed']}: modes {r['modes']}/{r['modes_total']} "
                   f"hq {r['hq']:.1f}% kl {kl} ({r['seconds']:.0f}s)", flush=True)
     cmd = " ".join(["python benchmarks/modes.py", *sys.argv[1:]])
-    header = (f"`{cmd}` on {platform.machine()}, {args.workers} worker processes of one "
-              f"thread each, {time.strftime('%Y-%m-%d')}, {(time.time() - t0) / 60:.0f} min in all. "
+    where = results[0]["device"] if results else "CPU"
+    header = (f"`{cmd}` on {platform.machine()} ({where}), {args.workers} worker processes of one "
+              f"CPU thread each, {time.strftime('%Y-%m-%d')}, {(time.time() - t0) / 60:.0f} min in all. "
               "Mean ± std over seeds; 2,500 samples per run.")
     text = header + "\n\n" + table(results, args.presets)
     print("\n" + text)
