@@ -26,8 +26,8 @@ PLAN = ["gan-mnist=30000", "dcgan-mnist=6000", "cdcgan-mnist=4000"]  # CPU-feasi
 
 
 def ganforge(*args: str) -> str:
-    exe = Path(sys.executable).with_name("ganforge")
-    done = subprocess.run([str(exe), *args], cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "ganforge", *args], cwd=ROOT,
+                          capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"ganforge {' '.join(args)} failed: {done.stderr.strip()}")
     return done.stdout
@@ -80,8 +80,13 @@ def main() -> None:
         rows.append(train_and_score(preset, int(steps), args.runs))
         print(json.dumps(rows[-1]), flush=True)
     cmd = " ".join(["python benchmarks/quality.py", *sys.argv[1:]])
+    import torch
+
     threads = os.environ.get("OMP_NUM_THREADS", "default")
-    text = (f"`{cmd}` on {platform.machine()} CPU (OMP_NUM_THREADS={threads}), "
+    where = (f"{torch.cuda.get_device_name()} (training with the CUDA defaults: bf16 autocast, "
+             "channels_last)" if torch.cuda.is_available()
+             else f"{platform.machine()} CPU (OMP_NUM_THREADS={threads})")
+    text = (f"`{cmd}` on {where}, "
             f"{time.strftime('%Y-%m-%d')}. 2,500 samples from the fixed evaluation noise against "
             "2,500 real training digits.\n\n" + table(rows))
     print("\n" + text)
