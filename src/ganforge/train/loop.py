@@ -354,7 +354,7 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
                         if k not in ("step", "time") and v is not None:
                             writer.add_scalar(k, v, step)
                 bar.set_postfix(d_loss=f"{record['d_loss']:.3f}", g_loss=f"{record['g_loss']:.3f}",
-                                d_acc=f"{record['d_acc']:.2f}")
+                                d_acc=f"{record['d_acc']:.2f}", refresh=False)
             if main and (step % t.sample_every == 0 or last):
                 frame = run_dir / "samples" / f"step_{step:06d}.png"
                 save_frame(g, d, data, cfg, frame, step)
