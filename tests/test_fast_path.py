@@ -9,15 +9,12 @@ import shutil
 
 import pytest
 import torch
+from conftest import read_metrics
 from helpers import assert_bitwise_equal, ckpt, cli, one_error_line
 
 import ganforge.train.loop as loop
 from ganforge.config import load_config
 from ganforge.train.loop import fast_path, make_optimizer
-
-
-def records(run):
-    return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
 
 
 @pytest.mark.parametrize("device, precision, fmt, want", [
@@ -72,7 +69,7 @@ def test_bf16_autocast_reaches_the_convolutions_but_losses_see_float32(tiny, tmp
 
     monkeypatch.setattr(loop, "build_models", real_build)
     assert cli("train", "demo", *tiny(1), "train.log_every=1", "--out", tmp_path / "fp32") == 0
-    first_bf16, first_fp32 = records(tmp_path / "bf16")[0], records(tmp_path / "fp32")[0]
+    first_bf16, first_fp32 = read_metrics(tmp_path / "bf16")[0], read_metrics(tmp_path / "fp32")[0]
     for k in ("d_loss", "g_loss", "d_real", "d_fake"):  # same step, bf16 rounding apart
         assert first_bf16[k] == pytest.approx(first_fp32[k], rel=0.05), k
 
@@ -106,7 +103,7 @@ def test_compiled_run_matches_the_eager_one(tiny, tmp_path):
         assert a.keys() == b.keys() and not any("_orig_mod" in k for k in b)
         for k in a:
             assert torch.allclose(a[k], b[k], atol=1e-5, rtol=1e-4), k
-    for r, s in zip(records(tmp_path / "eager"), records(tmp_path / "compiled")):
+    for r, s in zip(read_metrics(tmp_path / "eager"), read_metrics(tmp_path / "compiled")):
         assert r["d_loss"] == pytest.approx(s["d_loss"], rel=1e-4)
 
 

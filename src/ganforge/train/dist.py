@@ -71,11 +71,12 @@ def check_batch(batch_size: int, pack: int = 1) -> int:
     if batch_size % w:
         raise ConfigError(f"train.batch_size={batch_size} cannot be split over {w} processes; "
                           f"choose a multiple of {w}")
-    if (batch_size // w) % pack:
-        raise ConfigError(f"train.batch_size={batch_size} over {w} processes gives {batch_size // w} "
+    per_rank = batch_size // w
+    if per_rank % pack:
+        raise ConfigError(f"train.batch_size={batch_size} over {w} processes gives {per_rank} "
                           f"per process, not a multiple of model.pack={pack}; choose a multiple "
                           f"of {w * pack}")
-    return batch_size // w
+    return per_rank
 
 
 def shard(x: Tensor) -> Tensor:

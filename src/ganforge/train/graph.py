@@ -5,8 +5,9 @@ launches, not the arithmetic, set the pace. ``CapturedStep`` runs the step eager
 calls (real training steps, on a side stream as capture requires), records the next call as a
 CUDA graph, and from then on copies each call's inputs into the recorded ones and replays the
 graph. The step must do the same work every call: no host reads, no new random draws inside (the
-loop draws data and noise outside and hands them in), no Python-side changes such as learning
-rates (``loop.use_cuda_graph`` lists what qualifies).
+loop draws data and noise outside and hands them in), and nothing changed on the Python side that
+the graph would not see (a decaying learning rate lives in a tensor the loop fills in place;
+``loop.use_cuda_graph`` lists what qualifies).
 """
 from __future__ import annotations
 

@@ -78,7 +78,7 @@ def use_cuda_graph(cfg, device: torch.device) -> bool:
 def fast_path(t, device: torch.device) -> tuple[torch.dtype | None, torch.memory_format]:
     """What ``train.precision`` and ``train.memory_format`` mean on ``device``: the autocast
     dtype (None: plain float32) and the memory format of G, D and image batches. "auto" turns
-    both on for CUDA only; on the CPU they cost more than they save (BENCHMARKS.md)."""
+    both on for CUDA only, so CPU runs keep the plain float32 step and stay bitwise reproducible."""
     cuda = device.type == "cuda"
     precision = t.precision if t.precision != "auto" else ("bf16" if cuda else "fp32")
     fmt = t.memory_format if t.memory_format != "auto" else (
@@ -174,7 +174,7 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
     if cfg.model.conditional and data.num_classes > cfg.model.num_classes:
         raise DataError(f"the data has {data.num_classes} classes but model.num_classes="
                         f"{cfg.model.num_classes}; raise model.num_classes")
-    dist.check_batch(t.batch_size, cfg.model.pack)
+    per_rank = dist.check_batch(t.batch_size, cfg.model.pack)
     torch.manual_seed(t.seed)
     g, d = build_models(cfg)
     amp_dtype, fmt = fast_path(t, device)
@@ -217,8 +217,7 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
     log(f"data: {data.source}")
     log(f"run folder: {run_dir} (device {device}, steps {start} -> {t.steps})")
     if dist.world_size() > 1:
-        log(f"processes: {dist.world_size()}, {t.batch_size // dist.world_size()} of the "
-            f"batch of {t.batch_size} each")
+        log(f"processes: {dist.world_size()}, {per_rank} of the batch of {t.batch_size} each")
 
     writer = None
     if t.tensorboard and main:
