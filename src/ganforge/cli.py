@@ -75,7 +75,7 @@ def _cmd_sample(args) -> int:
         raise GanforgeError(f"--out '{out}' must end in .png (a grid) or .npy (raw samples)")
     if args.n < 1:
         raise GanforgeError(f"--n {args.n} must be at least 1")
-    g, cfg = load_generator(args.run_dir, step=args.step)
+    g, cfg = load_generator(args.run_dir, step=args.step, ema=False if args.no_ema else None)
     if is_toy(cfg.data.name) and args.label is not None:
         raise GanforgeError("--label needs a conditional model; toy runs have no labels")
     if args.label is not None:
@@ -101,6 +101,7 @@ IMAGE_ROWS = (("extractor", "feature space", "{}"), ("fid", "FID", "{:.3f}"), ("
               ("is", "score (IS)", "{:.3f}"), ("precision", "precision", "{:.3f}"),
               ("recall", "recall", "{:.3f}"), ("cond_acc", "conditional acc.", "{:.3f}"))
 METRIC_CHOICES = ("fid", "kid", "is", "pr")
+NO_EMA_HELP = "use G's trained weights, not their moving average (runs with train.ema_decay > 0)"
 
 
 def _parse_metrics(text: str) -> tuple[str, ...]:
@@ -225,7 +226,7 @@ def _cmd_eval(args) -> int:
     if args.run_dir is None:
         raise GanforgeError("eval needs a run folder (ganforge eval RUN_DIR) or "
                             "--samples FILE.npy --reference mnist")
-    g, cfg = load_generator(args.run_dir, step=args.step)
+    g, cfg = load_generator(args.run_dir, step=args.step, ema=False if args.no_ema else None)
     stacked = cfg.data.name == "stacked-mnist"  # modes of 1,000 and KL on 26,000 samples
     n = args.n or (26000 if stacked else 2500)
     data = None if stacked else load_data(cfg)  # stacked metrics need no real images
@@ -306,7 +307,7 @@ def _cmd_interpolate(args) -> int:
         raise GanforgeError(f"--steps {args.steps} must be at least 2 (the two end points)")
     if args.rows < 1:
         raise GanforgeError(f"--rows {args.rows} must be at least 1")
-    g, cfg = load_generator(args.run_dir, step=args.step)
+    g, cfg = load_generator(args.run_dir, step=args.step, ema=False if args.no_ema else None)
     if is_toy(cfg.data.name):
         raise GanforgeError(f"interpolate needs an image run; '{cfg.data.name}' is a toy mixture")
     z, y = interpolation_inputs(cfg, args.rows, args.steps, args.spherical, args.seed)
@@ -337,7 +338,7 @@ def _cmd_arithmetic(args) -> int:
         digits = ()
     if len(digits) != 2:
         raise GanforgeError(f"--digits '{args.digits}' must be two digits A,B (from A to B)")
-    g, cfg = load_generator(args.run_dir, step=args.step)
+    g, cfg = load_generator(args.run_dir, step=args.step, ema=False if args.no_ema else None)
     figures, tensors = arithmetic(g, cfg, args.attribute, pool=args.pool, edit=args.edit,
                                   quantile=args.quantile, digits=digits, scale=args.scale,
                                   seed=args.seed, orthogonal=args.orthogonal)
@@ -428,6 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--label", type=int, help="class to draw (conditional models)")
     s.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     s.add_argument("--step", type=int, help="checkpoint step (default: the newest)")
+    s.add_argument("--no-ema", action="store_true", help=NO_EMA_HELP)
     s.add_argument("--out", required=True, help="FILE.png for a grid, FILE.npy for raw samples")
     e = sub.add_parser("eval", help="score a run or a .npy file of samples",
                        description="Toy runs: modes, %% high quality, KL. Image runs and "
@@ -449,6 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--n", type=int, help="number of samples (default 2500, stacked MNIST 26000; "
                    "--samples: all)")
     e.add_argument("--step", type=int, help="checkpoint step (default: the newest)")
+    e.add_argument("--no-ema", action="store_true", help=NO_EMA_HELP)
     e.add_argument("--json", action="store_true", help="print the result as JSON")
 
     c = sub.add_parser("classifier", help="retrain the MNIST classifier the image metrics use")
@@ -467,6 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="slerp the direction and walk the norm linearly (default: straight)")
     ip.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     ip.add_argument("--step", type=int, help="checkpoint step (default: the newest)")
+    ip.add_argument("--no-ema", action="store_true", help=NO_EMA_HELP)
     ip.add_argument("--out", required=True, help="FILE.png (one path a row) or FILE.gif")
 
     ar = sub.add_parser("arithmetic", help="add an attribute vector (thick - thin, ...) to z")
@@ -482,6 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="remove the vector's part along the class means (keeps the digit)")
     ar.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     ar.add_argument("--step", type=int, help="checkpoint step (default: the newest)")
+    ar.add_argument("--no-ema", action="store_true", help=NO_EMA_HELP)
     ar.add_argument("--json", action="store_true", help="print the figures as JSON")
     ar.add_argument("--out", required=True, help="FILE.png: rows z - v, z, z + v")
 

@@ -86,6 +86,8 @@ class TrainConfig:
     g_steps: int = 1  # G updates per iteration
     unroll_steps: int = 0  # Unrolled GAN (Metz et al. 2016): G sees D advanced K steps ahead
     unroll_first_order: bool = False  # do not differentiate through the unrolled D updates
+    ema_decay: float = 0.0  # average G's weights with this decay (e.g. 0.999); 0 = off
+    ema_start: int = 0  # the average copies G until this step, then starts averaging
     seed: int = 0
     device: str = "auto"  # "auto", "cpu", "cuda" or "cuda:N"
     precision: str = "auto"  # "fp32" or "bf16" autocast of G and D; auto: bf16 on CUDA only
@@ -281,6 +283,11 @@ def validate(cfg: Config) -> None:
     if cfg.train.unroll_steps and cfg.loss.penalty != "none":
         raise ConfigError("loss.penalty cannot be combined with train.unroll_steps (the unroll "
                           "replays the plain D loss); choose one")
+    if not 0 <= cfg.train.ema_decay < 1:
+        raise ConfigError(f"train.ema_decay={cfg.train.ema_decay} is out of range; it must be in "
+                          "[0, 1) (0 = off, 0.999 is usual)")
+    if cfg.train.ema_start < 0:
+        raise ConfigError(f"train.ema_start={cfg.train.ema_start} must be >= 0")
     if cfg.train.eval_every < 0:
         raise ConfigError(f"train.eval_every={cfg.train.eval_every} must be >= 0 (0 = off)")
     if cfg.model.minibatch_kernels < 0:

@@ -3,6 +3,7 @@ nothing from the files. A checkpoint is a folder ``checkpoints/step_NNNNNN/`` wr
 temporary name and renamed into place, so a crash mid-write leaves the previous one intact.
 
     generator.safetensors      G's parameters and buffers
+    generator_ema.safetensors  the moving average of G (runs with train.ema_decay > 0)
     discriminator.safetensors  D's parameters and buffers
     optim_g.safetensors, optim_d.safetensors   Adam moments and step counts
     state.safetensors          RNG states and the data sampler's permutation
@@ -24,6 +25,7 @@ from torch import nn
 from ganforge.errors import CheckpointError
 
 CKPT_DIR = "checkpoints"
+EMA_FILE = "generator_ema.safetensors"
 _STEP = re.compile(r"^step_(\d{6,})$")
 
 
@@ -73,7 +75,7 @@ def _optim_from_files(tensors: dict, groups: list) -> dict:
 
 def save_checkpoint(run_dir: Path, step: int, g: nn.Module, d: nn.Module,
                     opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
-                    state: dict[str, torch.Tensor]) -> Path:
+                    state: dict[str, torch.Tensor], g_ema: nn.Module | None = None) -> Path:
     root = Path(run_dir) / CKPT_DIR
     root.mkdir(parents=True, exist_ok=True)
     final = root / checkpoint_name(step)
@@ -81,6 +83,8 @@ def save_checkpoint(run_dir: Path, step: int, g: nn.Module, d: nn.Module,
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     save_file(_cpu(g.state_dict()), tmp / "generator.safetensors")
+    if g_ema is not None:
+        save_file(_cpu(g_ema.state_dict()), tmp / EMA_FILE)
     save_file(_cpu(d.state_dict()), tmp / "discriminator.safetensors")
     groups = {}
     for name, opt in (("optim_g", opt_g), ("optim_d", opt_d)):
@@ -135,8 +139,11 @@ def load_weights(module: nn.Module, path: Path, what: str) -> None:
 
 
 def load_checkpoint(path: Path, g: nn.Module, d: nn.Module, opt_g: torch.optim.Optimizer,
-                    opt_d: torch.optim.Optimizer) -> tuple[int, dict[str, torch.Tensor]]:
-    """Restore models and optimisers in place; returns (step, state tensors)."""
+                    opt_d: torch.optim.Optimizer, g_ema: nn.Module | None = None
+                    ) -> tuple[int, dict[str, torch.Tensor]]:
+    """Restore models and optimisers in place; returns (step, state tensors). ``g_ema`` takes
+    the checkpoint's moving average of G; from a checkpoint without one it takes G's weights,
+    so the average starts at the resumed step."""
     try:
         meta = json.loads((path / "state.json").read_text())
         step, groups = int(meta["step"]), meta["param_groups"]
@@ -144,6 +151,10 @@ def load_checkpoint(path: Path, g: nn.Module, d: nn.Module, opt_g: torch.optim.O
         raise CheckpointError(f"cannot read '{path / 'state.json'}': {e}") from None
     load_weights(g, path / "generator.safetensors", "generator")
     load_weights(d, path / "discriminator.safetensors", "discriminator")
+    if g_ema is not None:
+        has_ema = (path / EMA_FILE).is_file()
+        load_weights(g_ema, path / (EMA_FILE if has_ema else "generator.safetensors"),
+                     "averaged generator" if has_ema else "generator")
     for name, opt in (("optim_g", opt_g), ("optim_d", opt_d)):
         sd = _optim_from_files(_read(path / f"{name}.safetensors"), groups[name])
         try:
@@ -155,8 +166,10 @@ def load_checkpoint(path: Path, g: nn.Module, d: nn.Module, opt_g: torch.optim.O
 
 
 def _load_model(run_dir: str | Path, step: int | None, which: str,
-                device: str | torch.device):
-    """(G or D in eval mode, config) from a run folder's newest checkpoint, or the given step."""
+                device: str | torch.device, ema: bool | None = None):
+    """(G or D in eval mode, config) from a run folder's newest checkpoint, or the given step.
+    For G, ``ema`` chooses the moving average (True), the trained weights (False) or, with None,
+    the average wherever the checkpoint has one."""
     from ganforge.config import load_run_config
     from ganforge.models import build_models
 
@@ -172,14 +185,21 @@ def _load_model(run_dir: str | Path, step: int | None, which: str,
                                   f"available steps: {', '.join(map(str, steps)) or 'none'}")
     g, d = build_models(cfg)
     model = g if which == "generator" else d
-    load_weights(model, path / f"{which}.safetensors", which)
+    file = f"{which}.safetensors"
+    if which == "generator" and ema is not False and (path / EMA_FILE).is_file():
+        file = EMA_FILE
+    elif ema:
+        raise CheckpointError(f"'{path}' holds no averaged generator ({EMA_FILE}); the run "
+                              "trained with train.ema_decay=0")
+    load_weights(model, path / file, which)
     return model.to(device).eval(), cfg
 
 
 def load_generator(run_dir: str | Path, step: int | None = None,
-                   device: str | torch.device = "cpu"):
-    """(G in eval mode, config) from a run folder's newest checkpoint, or the given step."""
-    return _load_model(run_dir, step, "generator", device)
+                   device: str | torch.device = "cpu", ema: bool | None = None):
+    """(G in eval mode, config) from a run folder's newest checkpoint, or the given step: the
+    moving average of G where the run kept one (``train.ema_decay > 0``) unless ``ema=False``."""
+    return _load_model(run_dir, step, "generator", device, ema)
 
 
 def load_discriminator(run_dir: str | Path, step: int | None = None,

@@ -27,6 +27,7 @@ from ganforge.models import build_models
 from ganforge.sampling import sample_z
 from ganforge.train import dist
 from ganforge.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from ganforge.train.ema import EMA
 from ganforge.train.graph import CapturedStep
 from ganforge.train.unrolled import unrolled_fake_logits
 from ganforge.train.watch import evaluate, save_frame
@@ -190,10 +191,13 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
     d_loss_fn, g_loss_fn = D_LOSSES.get(cfg.loss.discriminator), G_LOSSES.get(cfg.loss.generator)
     penalty = None if cfg.loss.penalty == "none" else PENALTIES.get(cfg.loss.penalty)
     clip = cfg.optim.clip_d
+    ema = EMA(g, t.ema_decay, t.ema_start) if t.ema_decay else None
+    g_eval = ema.model if ema is not None else g  # what samples and evaluation see
 
     start = 0
     if resume:
-        start, state = load_checkpoint(latest_checkpoint(run_dir), g, d, opt_g, opt_d)
+        start, state = load_checkpoint(latest_checkpoint(run_dir), g, d, opt_g, opt_d,
+                                       g_ema=g_eval if ema is not None else None)
         if t.steps <= start:
             raise CheckpointError(f"the run is already at step {start}; pass train.steps=N with "
                                   f"N > {start} to continue it")
@@ -242,7 +246,8 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
     def checkpoint(step: int) -> None:
         state = {"rng.noise": noise.get_state(), "rng.torch": torch.get_rng_state(),
                  **{f"data.{k}": v for k, v in batches.state_dict().items()}}
-        save_checkpoint(run_dir, step, g, d, opt_g, opt_d, state)
+        save_checkpoint(run_dir, step, g, d, opt_g, opt_d, state,
+                        g_ema=ema.model if ema is not None else None)
 
     def iteration(real: torch.Tensor, y: torch.Tensor | None, z: torch.Tensor
                   ) -> dict[str, torch.Tensor]:
@@ -330,6 +335,8 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
                             group["lr"] = lr * f
             real, y = next_batch()
             stats = run_step(real, y, z_like(len(real)))
+            if ema is not None:
+                ema.update(g, step)
             for k, v in stats.items():
                 sums[k] = sums[k] + v if k in sums else v.clone()
             count += 1
@@ -345,7 +352,7 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
                 record = {"step": step, **{k: round(v.item(), 6) for k, v in means.items()},
                           "time": round(time.time() - t0, 3)}
                 if evaluate_now:
-                    record.update(evaluate(g, data, cfg))
+                    record.update(evaluate(g_eval, data, cfg))
                 metrics_file.write(json.dumps(record) + "\n")
                 metrics_file.flush()
                 if writer is not None:
@@ -356,7 +363,7 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
                                 d_acc=f"{record['d_acc']:.2f}", refresh=False)
             if main and (step % t.sample_every == 0 or last):
                 frame = run_dir / "samples" / f"step_{step:06d}.png"
-                save_frame(g, d, data, cfg, frame, step)
+                save_frame(g_eval, d, data, cfg, frame, step)
                 if writer is not None:
                     writer.add_image("samples", _png_as_chw(frame), step)
             if main and (step % t.checkpoint_every == 0 or last):
