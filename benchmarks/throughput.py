@@ -14,7 +14,7 @@ OMP_NUM_THREADS, torch's thread count, the date and the 1-minute load average at
 
 What is timed:
 - ganforge: ``ganforge.train.loop.train`` with the preset's settings and the ``--set`` overrides
-  (otherwise only steps, device and logging changed; so on CUDA the default fast path: bf16
+  (otherwise only steps, device and logging changed, and no gradient penalty; so on CUDA the default fast path: bf16
   autocast, channels_last, fused Adam; progress bar and TensorBoard off, one sample grid and one checkpoint at the
   last step). The rate comes from the loop's own logged clock between the record at the end of
   the warm-up and the record at the last step, as in preset_speed.py: it covers the training
@@ -60,11 +60,12 @@ def resolve(device: str) -> str:
 
 
 def preset_config(preset: str, folder: str | None, overrides: list[str] = ()):
-    """The preset's config; dcgan-64 reads ``folder`` (there is no CelebA offline)."""
+    """The preset's config without a gradient penalty (dcgan-mnist's R1: the reference step has
+    none, so both sides do the same work); dcgan-64 reads ``folder`` (no CelebA offline)."""
     from ganforge.config import load_config
 
     extra = [f"data.root={folder}"] if preset == "dcgan-64" and folder else []
-    return load_config(preset, [*extra, *overrides])
+    return load_config(preset, ["loss.penalty=none", *extra, *overrides])
 
 
 def make_folder(preset: str, root: str | Path, limit: int | None = None) -> Path:

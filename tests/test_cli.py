@@ -356,7 +356,8 @@ def test_sample_from_a_folder_that_is_not_a_run(tmp_path, capsys):
 PRESET_CHECKS = {
     "demo": lambda c: c.model.arch == "dcgan",
     "gan-mnist": lambda c: c.model.arch == "mlp",
-    "dcgan-mnist": lambda c: c.model.arch == "dcgan" and c.data.image_size == 28,
+    "dcgan-mnist": lambda c: (c.model.arch == "dcgan" and c.data.image_size == 28
+                              and c.loss.penalty == "r1"),
     "cdcgan-mnist": lambda c: c.model.conditional and c.train.g_steps == 2,
     "dcgan-64": lambda c: c.data.name == "image-folder" and c.data.image_size == 64,
 }

@@ -116,7 +116,7 @@ def test_compiled_run_matches_the_eager_one(tiny, tmp_path):
     (["optim.name=rmsprop"], False),
 ])
 def test_cuda_graph_auto_captures_only_steps_that_replay_as_recorded(extra, graphed):
-    cfg = load_config("dcgan-mnist", extra)
+    cfg = load_config("demo", extra)
     assert loop.use_cuda_graph(cfg, torch.device("cuda")) is graphed
     assert loop.use_cuda_graph(cfg, torch.device("cpu")) is False
 

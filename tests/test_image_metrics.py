@@ -177,3 +177,19 @@ def test_score_images_keys(digits):
     assert set(only) == {"fid"}
     with pytest.raises(ValueError, match="unknown metric"):
         score_images(x[:50], x[50:100], metrics=("bogus",))
+
+
+# ----------------------------------------------------------------------------- digit balance
+
+def test_digit_kl_is_low_for_real_digits_and_log10_for_one_digit(digits):
+    x, labels = digits
+    balanced = score_images(x[:1000], x[1000:2000], metrics=("is",))["digit_kl"]
+    ones = x[labels == 1][:200]
+    single = score_images(ones, x[:200], metrics=("is",))["digit_kl"]
+    # 1,000 shuffled real digits: about 100 of each, so close to 0; only 1s: close to log 10
+    assert 0 <= balanced < 0.02
+    assert single == pytest.approx(np.log(10), abs=0.1)  # a few read as other digits
+    # the same formula as the histogram: shares (0.5, 0.5, 0, ...) give log 5
+    fours_and_sevens = torch.cat([x[labels == 4][:100], x[labels == 7][:100]])
+    assert score_images(fours_and_sevens, x[:200], metrics=("is",))["digit_kl"] == \
+        pytest.approx(np.log(5), abs=0.1)

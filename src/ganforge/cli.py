@@ -98,7 +98,8 @@ def _cmd_sample(args) -> int:
 
 
 IMAGE_ROWS = (("extractor", "feature space", "{}"), ("fid", "FID", "{:.3f}"), ("kid", "KID", "{:.5f}"),
-              ("is", "score (IS)", "{:.3f}"), ("precision", "precision", "{:.3f}"),
+              ("is", "score (IS)", "{:.3f}"), ("digit_kl", "digit KL", "{:.4f}"),
+              ("precision", "precision", "{:.3f}"),
               ("recall", "recall", "{:.3f}"), ("cond_acc", "conditional acc.", "{:.3f}"))
 METRIC_CHOICES = ("fid", "kid", "is", "pr")
 NO_EMA_HELP = "use G's trained weights, not their moving average (runs with train.ema_decay > 0)"

@@ -4,6 +4,7 @@ InceptionV3 for natural images (see inception.py; ``extractor="inception"``).
     fid                 Frechet distance between Gaussians fitted to two feature sets
     kid                 unbiased MMD^2 with the cubic polynomial kernel, over random subsets
     inception_score     exp E_x KL(p(y|x) || p(y)) with the classifier's softmax
+    digit_kl            KL(shares of the digits the classifier assigns || uniform over 10)
     precision_recall    improved precision and recall (Kynkaanniemi et al. 2019), k-NN balls
     conditional_accuracy  share of samples the classifier labels with the requested class
 
@@ -240,7 +241,11 @@ def score_images(fake, real, metrics: Sequence[str] = METRICS, labels=None,
     ``extractor`` "inception" measures in InceptionV3's space instead (natural images; "is"
     is then the Inception score proper; conditional accuracy still uses the classifier).
 
-    Returns a flat dict: fid, kid, kid_std, is, is_std, precision, recall, cond_acc, ..."""
+    With the classifier, "is" also gives "digit_kl": KL(digit shares || uniform over 10) of
+    the samples' classifier labels, 0 when G draws every digit equally often.
+
+    Returns a flat dict: fid, kid, kid_std, is, is_std, digit_kl, precision, recall, cond_acc,
+    ..."""
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise ValueError(f"unknown metric '{unknown[0]}'; choose from {', '.join(METRICS)}")
@@ -258,6 +263,10 @@ def score_images(fake, real, metrics: Sequence[str] = METRICS, labels=None,
             out["precision"], out["recall"] = precision_recall(real_feat, fake_feat)
     if "is" in metrics:
         out["is"], out["is_std"] = inception_score(fake_logits)
+        if extractor == "classifier":  # Inception's 1,008 classes are no digits
+            from ganforge.metrics.stacked import histogram_metrics
+
+            out["digit_kl"] = histogram_metrics(fake_logits.argmax(1), 10)["kl"]
     if labels is not None:
         digit_logits = fake_logits if extractor == "classifier" else extract(fake)[1]
         acc = conditional_accuracy(digit_logits.argmax(1), labels)

@@ -31,11 +31,9 @@ class EMA:
     def update(self, g: nn.Module, step: int) -> None:
         """Average after 1-based ``step``; a plain copy while ``step <= train.ema_start``."""
         weight = 1.0 if step <= self.start else 1.0 - self.decay
-        own, live = [], []  # state_dict() tensors share storage with the modules' own
+        # state_dict() tensors share storage with the modules' own, so this writes the average
         for e, x in zip(self.model.state_dict().values(), g.state_dict().values()):
             if e.is_floating_point():
-                own.append(e)
-                live.append(x)
+                e.lerp_(x, weight)
             else:
                 e.copy_(x)
-        torch._foreach_lerp_(own, live, weight)

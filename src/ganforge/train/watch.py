@@ -58,7 +58,7 @@ def save_frame(g: nn.Module, d: nn.Module, data, cfg, path: Path, step: int) -> 
                  d_prob(d, pts).reshape(gx.shape), step)
 
 
-IMAGE_METRICS = ("fid", "kid", "is", "precision", "recall", "cond_acc")
+IMAGE_METRICS = ("fid", "kid", "is", "digit_kl", "precision", "recall", "cond_acc")
 
 
 def evaluate(g: nn.Module, data, cfg, n: int | None = None) -> dict:
