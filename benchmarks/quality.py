@@ -6,8 +6,9 @@
 
 Each PRESET=STEPS trains ``ganforge train PRESET train.steps=STEPS`` into ``--runs/q-PRESET``
 (skipped when that run already holds the step's checkpoint, so a finished run is only scored)
-and then runs ``ganforge eval RUN --n 2500 --json``: classifier FID, KID, score, improved
-precision / recall and, for conditional presets, conditional accuracy. The real row scores
+and then runs ``ganforge eval RUN --n 2500 --json``: classifier FID, KID, score, digit KL
+(the classifier's digit shares against uniform), improved precision / recall and, for
+conditional presets, conditional accuracy. The real row scores
 2,500 real digits against another 2,500 the same way, the floor any generator can reach.
 """
 from __future__ import annotations
@@ -59,12 +60,13 @@ def real_floor() -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| preset | steps | FID | KID | score (IS) | precision | recall | cond. acc. |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| preset | steps | FID | KID | score (IS) | digit KL | precision | recall | "
+             "cond. acc. |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         acc = f"{100 * r['cond_acc']:.1f}%" if "cond_acc" in r else "-"
         lines.append(f"| {r['preset']} | {r['steps']} | {r['fid']:.2f} | {r['kid']:.4f} | "
-                     f"{r['is']:.2f} | {r['precision']:.3f} | {r['recall']:.3f} | {acc} |")
+                     f"{r['is']:.2f} | {r['digit_kl']:.3f} | {r['precision']:.3f} | "
+                     f"{r['recall']:.3f} | {acc} |")
     return "\n".join(lines)
 
 
