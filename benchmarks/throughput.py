@@ -14,9 +14,9 @@ OMP_NUM_THREADS, torch's thread count, the date and the 1-minute load average at
 
 What is timed:
 - ganforge: ``ganforge.train.loop.train`` with the preset's settings and the ``--set`` overrides
-  (otherwise only steps, device and logging changed, and no gradient penalty; so on CUDA the default fast path: bf16
-  autocast, channels_last, fused Adam; progress bar and TensorBoard off, one sample grid and one checkpoint at the
-  last step). The rate comes from the loop's own logged clock between the record at the end of
+  (otherwise only steps, device and logging changed, and no gradient penalty; so on CUDA the
+  default fast path: bf16 autocast, channels_last, fused Adam; progress bar and TensorBoard
+  off, one sample grid and one checkpoint at the last step). The rate comes from the loop's own logged clock between the record at the end of
   the warm-up and the record at the last step, as in preset_speed.py: it covers the training
   steps (and a metrics record every ``--warmup`` steps) but not start-up (reading and decoding
   the data once, building the models) nor the pictures and checkpoint written after the last

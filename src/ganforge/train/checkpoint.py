@@ -151,10 +151,10 @@ def load_checkpoint(path: Path, g: nn.Module, d: nn.Module, opt_g: torch.optim.O
         raise CheckpointError(f"cannot read '{path / 'state.json'}': {e}") from None
     load_weights(g, path / "generator.safetensors", "generator")
     load_weights(d, path / "discriminator.safetensors", "discriminator")
-    if g_ema is not None:
-        has_ema = (path / EMA_FILE).is_file()
-        load_weights(g_ema, path / (EMA_FILE if has_ema else "generator.safetensors"),
-                     "averaged generator" if has_ema else "generator")
+    if g_ema is not None and (path / EMA_FILE).is_file():
+        load_weights(g_ema, path / EMA_FILE, "averaged generator")
+    elif g_ema is not None:
+        g_ema.load_state_dict(g.state_dict())
     for name, opt in (("optim_g", opt_g), ("optim_d", opt_d)):
         sd = _optim_from_files(_read(path / f"{name}.safetensors"), groups[name])
         try:

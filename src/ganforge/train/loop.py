@@ -192,12 +192,12 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
     penalty = None if cfg.loss.penalty == "none" else PENALTIES.get(cfg.loss.penalty)
     clip = cfg.optim.clip_d
     ema = EMA(g, t.ema_decay, t.ema_start) if t.ema_decay else None
-    g_eval = ema.model if ema is not None else g  # what samples and evaluation see
+    g_ema = ema.model if ema is not None else None
+    g_eval = g_ema if g_ema is not None else g  # what samples and evaluation see
 
     start = 0
     if resume:
-        start, state = load_checkpoint(latest_checkpoint(run_dir), g, d, opt_g, opt_d,
-                                       g_ema=g_eval if ema is not None else None)
+        start, state = load_checkpoint(latest_checkpoint(run_dir), g, d, opt_g, opt_d, g_ema)
         if t.steps <= start:
             raise CheckpointError(f"the run is already at step {start}; pass train.steps=N with "
                                   f"N > {start} to continue it")
@@ -246,8 +246,7 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
     def checkpoint(step: int) -> None:
         state = {"rng.noise": noise.get_state(), "rng.torch": torch.get_rng_state(),
                  **{f"data.{k}": v for k, v in batches.state_dict().items()}}
-        save_checkpoint(run_dir, step, g, d, opt_g, opt_d, state,
-                        g_ema=ema.model if ema is not None else None)
+        save_checkpoint(run_dir, step, g, d, opt_g, opt_d, state, g_ema)
 
     def iteration(real: torch.Tensor, y: torch.Tensor | None, z: torch.Tensor
                   ) -> dict[str, torch.Tensor]:
