@@ -16,11 +16,11 @@ What is timed:
 - ganforge: ``ganforge.train.loop.train`` with the preset's settings and the ``--set`` overrides
   (otherwise only steps, device and logging changed, and no gradient penalty; so on CUDA the
   default fast path: bf16 autocast, channels_last, fused Adam; progress bar and TensorBoard
-  off, one sample grid and one checkpoint at the last step). The rate comes from the loop's own logged clock between the record at the end of
-  the warm-up and the record at the last step, as in preset_speed.py: it covers the training
-  steps (and a metrics record every ``--warmup`` steps) but not start-up (reading and decoding
-  the data once, building the models) nor the pictures and checkpoint written after the last
-  record.
+  off, one sample grid and one checkpoint at the last step). The rate comes from the loop's
+  own logged clock between the record at the end of the warm-up and the record at the last
+  step, as in preset_speed.py: it covers the training steps (and a metrics record every
+  ``--warmup`` steps) but not start-up (reading and decoding the data once, building the
+  models) nor the pictures and checkpoint written after the last record.
 - reference: the last ``--steps`` steps of its epoch loop, data loading included.
 
 The image folder the reference reads is written into a temporary folder first: the 5,000 real
