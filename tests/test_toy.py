@@ -234,6 +234,8 @@ BAD = {
     "negative unroll": ("ring-gan", ["train.unroll_steps=-1"], ["train.unroll_steps"]),
     "minibatch dcgan": ("demo", ["model.minibatch_kernels=4"],
                         ["model.minibatch_kernels", "dcgan"]),
+    "components dcgan": ("demo", ["model.g_components=4"], ["model.g_components", "dcgan"]),
+    "components": ("ring-gan", ["model.g_components=0"], ["model.g_components"]),
     "optimiser": ("ring-gan", ["optim.name=foo"], ["optim.name", "foo", "adam", "rmsprop"]),
     "penalty": ("ring-gan", ["loss.penalty=foo"], ["loss.penalty", "foo", "wgan-gp", "dragan",
                                                    "r1"]),
@@ -262,6 +264,7 @@ def test_good_toy_settings_load():
     load_config("ring-gan", ["loss.penalty=r1", "loss.generator=feature-matching"])
     load_config("ring-gan", ["train.unroll_steps=3", "model.minibatch_kernels=4"])
     load_config("gan-mnist", ["model.minibatch_kernels=4"])
+    load_config("gan-mnist", ["model.g_components=3"])
     load_config("mixture1d-gan", ["data.toy.means=[0]", "data.toy.stds=[1]",
                                   "data.toy.weights=[1]"])
 
@@ -289,6 +292,38 @@ def test_toy_mlp_with_minibatch_discrimination():
     feats = d.features(torch.randn(7, 2))
     assert feats[-2].shape == (7, 6 + 3) and feats[-1].shape == (7, 1)
     assert d(torch.randn(7, 2)).shape == (7,)
+
+
+@pytest.mark.parametrize("z_dist", ["normal", "uniform"])
+def test_generator_components_are_equally_likely_and_fixed_by_z(z_dist):
+    from ganforge.sampling import sample_z
+
+    cfg = load_config("ring-gan", ["model.z_dim=3", "model.g_hidden=[8]",
+                                   "model.g_components=5", f"model.z_dist={z_dist}"])
+    g, _ = build_models(cfg)
+    assert g.net[0].in_features == 3 + 5  # z beside the component's one-hot
+    z = sample_z(50_000, 3, z_dist, torch.Generator().manual_seed(0))
+    k = g.component(z)
+    share = torch.bincount(k, minlength=5) / len(k)
+    assert k.min() == 0 and k.max() == 4
+    assert torch.allclose(share, torch.full((5,), 0.2), atol=0.01), share
+    # the component depends on z's first coordinate only, increasing with it
+    order = z[:, 0].argsort()
+    assert (k[order].diff() >= 0).all()
+    # the one-hot reaches G: the same z with another component gives another point
+    torch.manual_seed(0)
+    x = g(z[:4])
+    first = g.net[0]
+    expect = g.net[1:](first(torch.cat([z[:4], torch.nn.functional.one_hot(k[:4], 5).float()], 1)))
+    assert torch.allclose(x, expect)
+    other = torch.cat([z[:4], torch.nn.functional.one_hot((k[:4] + 1) % 5, 5).float()], 1)
+    assert not torch.allclose(x, g.net(other))
+
+
+def test_one_component_is_the_plain_generator():
+    cfg = load_config("ring-gan", ["model.z_dim=3", "model.g_hidden=[8]"])
+    g, _ = build_models(cfg)
+    assert g.components == 1 and g.net[0].in_features == 3
 
 
 # ----------------------------------------------------------------------------- minibatch layer

@@ -16,6 +16,7 @@ import json
 import shutil
 
 import numpy as np
+import torch
 import pytest
 from PIL import Image
 
@@ -43,6 +44,8 @@ RESUME = {
     "minibatch": ("ring-gan", ["model.minibatch_kernels=4"]),
     "fixed": ("ring-gan", ["data.toy.fixed_size=256"]),  # 4 batches an epoch; split mid-epoch
     "pacgan": ("ring-gan", ["model.pack=4"]),
+    "components": ("ring-gan", ["model.g_components=4"]),
+    "components-no-info": ("ring-gan", ["model.g_components=4", "loss.info_weight=0.0"]),
     "pacgan-dragan": ("ring-dragan", ["model.pack=2"]),  # the penalty's norm is per pack
     "pacgan-unrolled": ("ring-gan", ["model.pack=2", "train.unroll_steps=2"]),
 }
@@ -170,6 +173,21 @@ def test_resume_is_bitwise_equal(name, runs, tmp_path):
         for part in rest:
             node = getattr(node, part)
         assert str(node) == value
+
+
+def test_mixture_of_generators_trains_its_classifier(runs):
+    """With components G's loss carries Q's cross-entropy, logged as ``info``; Q's weights live
+    in G's checkpoint and move only while the term is on."""
+    on, off = runs("resume:components"), runs("resume:components-no-info")
+    for r in read_metrics(on):
+        assert 0 < r["info"] < 2 * np.log(4), r  # cross-entropy over 4 components
+    assert all("info" not in r for r in read_metrics(off))
+    assert all("info" not in r for r in read_metrics(runs("ring-gan")))
+    q = [k for k in ckpt(on, 12) if k.startswith("q.")]
+    assert q and all(k in ckpt(off, 12) for k in q)
+    assert any(not torch.equal(ckpt(on, 6)[k], ckpt(on, 12)[k]) for k in q)
+    assert all(torch.equal(ckpt(off, 6)[k], ckpt(off, 12)[k]) for k in q)
+    assert differs(ckpt(on, 12, "discriminator"), ckpt(off, 12, "discriminator"))
 
 
 def test_weight_clipping_keeps_every_d_weight_in_range(runs):

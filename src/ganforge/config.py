@@ -56,6 +56,7 @@ class ModelConfig:
     d_hidden: List[int] = field(default_factory=lambda: [512, 256])  # MLP D
     minibatch_kernels: int = 0  # minibatch discrimination in D (Salimans et al. 2016); 0 = off
     minibatch_kernel_dim: int = 5
+    g_components: int = 1  # MLP G: a mixture of K generators picked by z's first coordinate
     pack: int = 1  # PacGAN (Lin et al. 2018): D judges packs of this many samples; 1 = off
 
 
@@ -65,6 +66,7 @@ class LossConfig:
     generator: str = "non-saturating"  # or "minimax", "maximum-likelihood", ...
     penalty: str = "none"  # gradient penalty on D: "wgan-gp", "dragan", "r1"
     penalty_weight: float = 10.0
+    info_weight: float = 1.0  # with model.g_components > 1: weight of Q's cross-entropy in G's loss
 
 
 @dataclass
@@ -290,6 +292,9 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"train.ema_start={cfg.train.ema_start} must be >= 0")
     if cfg.train.eval_every < 0:
         raise ConfigError(f"train.eval_every={cfg.train.eval_every} must be >= 0 (0 = off)")
+    if cfg.loss.info_weight < 0:
+        raise ConfigError(f"loss.info_weight={cfg.loss.info_weight} must be >= 0 (0 = no "
+                          "classifier term for model.g_components)")
     if cfg.model.minibatch_kernels < 0:
         raise ConfigError(f"model.minibatch_kernels={cfg.model.minibatch_kernels} must be >= 0")
     if cfg.data.channels not in (1, 3):
@@ -303,7 +308,7 @@ def validate(cfg: Config) -> None:
                 "model.g_width", "model.d_width", "train.steps", "train.batch_size",
                 "train.d_steps", "train.g_steps", "train.log_every", "train.sample_every",
                 "train.checkpoint_every", "train.eval_samples", "model.minibatch_kernel_dim",
-                "model.pack"):
+                "model.pack", "model.g_components"):
         section, name = key.split(".")
         _positive(key, getattr(getattr(cfg, section), name))
     if cfg.model.pack > 1 and cfg.model.conditional:

@@ -93,6 +93,9 @@ def check(cfg) -> None:
     if cfg.model.minibatch_kernels:
         raise ConfigError("model.minibatch_kernels is supported by model.arch=mlp and toy-mlp; "
                           "set it to 0 for dcgan")
+    if cfg.model.g_components > 1:
+        raise ConfigError("model.g_components is supported by model.arch=mlp and toy-mlp; "
+                          "set it to 1 for dcgan")
     if cfg.data.image_size not in SIZES:
         raise ConfigError(f"data.image_size={cfg.data.image_size} is not supported by "
                           f"model.arch=dcgan; choose one of: {', '.join(map(str, SIZES))}")

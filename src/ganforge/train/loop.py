@@ -191,6 +191,7 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
     d_loss_fn, g_loss_fn = D_LOSSES.get(cfg.loss.discriminator), G_LOSSES.get(cfg.loss.generator)
     penalty = None if cfg.loss.penalty == "none" else PENALTIES.get(cfg.loss.penalty)
     clip = cfg.optim.clip_d
+    info = cfg.model.g_components > 1 and cfg.loss.info_weight > 0
     ema = EMA(g, t.ema_decay, t.ema_start) if t.ema_decay else None
     g_ema = ema.model if ema is not None else None
     g_eval = g_ema if g_ema is not None else g  # what samples and evaluation see
@@ -284,8 +285,9 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
         d.requires_grad_(False)
         for j in range(t.g_steps):
             if j > 0:
+                z = z_like(len(real_g))
                 with amp():
-                    fake = g_fwd(z_like(len(real_g)), y_g).float()
+                    fake = g_fwd(z, y_g).float()
             if getattr(g_loss_fn, "uses_features", False):  # feature matching
                 with torch.no_grad(), amp():
                     real_feat = d.features(real_g, y_g)[-2].float()
@@ -301,8 +303,12 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
                 with amp():
                     logits = d_fwd(fake, y_g).float()
                 g_loss = g_loss_fn(logits)
+            loss = g_loss
+            if info:  # mixture of generators: Q must tell the components apart
+                info_loss = g.info_loss(z, fake)
+                loss = g_loss + cfg.loss.info_weight * info_loss
             opt_g.zero_grad(set_to_none=True)
-            g_loss.backward()
+            loss.backward()
             dist.average_grads(g)
             opt_g.step()
         d.requires_grad_(True)
@@ -313,6 +319,8 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
                  **discriminator_stats(real_logits, fake_logits)}
         if penalty is not None:
             stats["penalty"] = gp.detach()
+        if info:
+            stats["info"] = info_loss.detach()
         return stats
 
     run_step = CapturedStep(iteration) if graphed else iteration
