@@ -142,6 +142,9 @@ def test_preset_remedies_are_wired(runs):
     assert load_run_config(runs("ring-unrolled") / "config.yaml").train.unroll_steps == 5
     assert load_run_config(runs("ring-dragan") / "config.yaml").loss.penalty == "dragan"
     assert load_run_config(runs("ring-pacgan") / "config.yaml").model.pack == 4
+    mix = load_run_config(runs("ring-pacgan-mix") / "config.yaml")
+    assert mix.model.pack == 4 and mix.model.g_components == 8 and mix.loss.info_weight > 0
+    assert all("info" in r for r in read_metrics(runs("ring-pacgan-mix")))
     assert load_run_config(runs("grid-pacgan") / "config.yaml").model.pack == 4
 
 
