@@ -145,6 +145,8 @@ def test_preset_remedies_are_wired(runs):
     mix = load_run_config(runs("ring-pacgan-mix") / "config.yaml")
     assert mix.model.pack == 4 and mix.model.g_components == 8 and mix.loss.info_weight > 0
     assert all("info" in r for r in read_metrics(runs("ring-pacgan-mix")))
+    grid_mix = load_run_config(runs("grid-mix") / "config.yaml")
+    assert grid_mix.model.g_components == 25 and grid_mix.model.pack == 1
     assert load_run_config(runs("grid-pacgan") / "config.yaml").model.pack == 4
 
 
