@@ -16,8 +16,8 @@ import json
 import shutil
 
 import numpy as np
-import torch
 import pytest
+import torch
 from PIL import Image
 
 from conftest import read_metrics
