@@ -112,6 +112,7 @@ def test_compiled_run_matches_the_eager_one(tiny, tmp_path):
     (["train.cuda_graph=disabled"], False),
     (["train.d_steps=2"], False),
     (["loss.penalty=r1"], False),
+    (["loss.instance_noise=0.1"], False),  # the std changes from step to step
     (["optim.decay=linear"], True),
     (["optim.name=rmsprop"], False),
 ])

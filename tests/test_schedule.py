@@ -5,7 +5,7 @@ import pytest
 
 from ganforge.config import load_config
 from ganforge.errors import ConfigError
-from ganforge.train.loop import lr_factor
+from ganforge.train.loop import lr_factor, noise_std
 
 
 def test_constant_linear_and_cosine_by_hand():
@@ -16,6 +16,16 @@ def test_constant_linear_and_cosine_by_hand():
     assert lr_factor("cosine", 1, 10) == 1.0
     assert lr_factor("cosine", 6, 10) == pytest.approx(0.5)
     assert lr_factor("cosine", 3, 10) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.2)))
+
+
+def test_instance_noise_falls_linearly_to_zero_and_stays_there():
+    loss = load_config("ring-gan", ["loss.instance_noise=0.8"]).loss
+    assert noise_std(loss, 1, 10) == pytest.approx(0.8)
+    assert noise_std(loss, 6, 10) == pytest.approx(0.4)
+    loss.instance_noise_steps = 4
+    assert noise_std(loss, 3, 10) == pytest.approx(0.4)
+    assert [noise_std(loss, s, 10) for s in (5, 6, 10)] == [0.0, 0.0, 0.0]
+    assert noise_std(load_config("ring-gan").loss, 1, 10) == 0.0  # off by default
 
 
 def test_unknown_decay_is_rejected_with_the_choices():

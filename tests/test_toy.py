@@ -243,6 +243,9 @@ BAD = {
     "d loss": ("ring-gan", ["loss.discriminator=foo"], ["loss.discriminator", "wasserstein",
                                                         "hinge", "least-squares"]),
     "eval every": ("ring-gan", ["train.eval_every=-1"], ["train.eval_every"]),
+    "instance noise": ("ring-gan", ["loss.instance_noise=-0.1"], ["loss.instance_noise", ">= 0"]),
+    "instance noise steps": ("ring-gan", ["loss.instance_noise_steps=-1"],
+                             ["loss.instance_noise_steps", ">= 0"]),
 }
 
 

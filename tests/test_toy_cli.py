@@ -46,6 +46,7 @@ RESUME = {
     "pacgan": ("ring-gan", ["model.pack=4"]),
     "components": ("ring-gan", ["model.g_components=4"]),
     "components-no-info": ("ring-gan", ["model.g_components=4", "loss.info_weight=0.0"]),
+    "instance-noise": ("ring-gan", ["loss.instance_noise=0.5", "loss.instance_noise_steps=8"]),
     "pacgan-dragan": ("ring-dragan", ["model.pack=2"]),  # the penalty's norm is per pack
     "pacgan-unrolled": ("ring-gan", ["model.pack=2", "train.unroll_steps=2"]),
 }
@@ -211,7 +212,8 @@ def test_weight_clipping_keeps_every_d_weight_in_range(runs):
 def test_remedies_change_the_run(runs):
     """Each variant trains differently from the plain ring run with the same seed."""
     plain = ckpt(runs("ring-gan"), 12)
-    for name in ("dragan", "wgan-clip", "unrolled", "feature-matching", "fixed", "pacgan"):
+    for name in ("dragan", "wgan-clip", "unrolled", "feature-matching", "fixed", "pacgan",
+                 "instance-noise"):
         other = ckpt(runs(f"resume:{name}"), 12)
         assert differs(plain, other), name
     mbd = ckpt(runs("resume:minibatch"), 12, "discriminator")

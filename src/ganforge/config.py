@@ -67,6 +67,8 @@ class LossConfig:
     penalty: str = "none"  # gradient penalty on D: "wgan-gp", "dragan", "r1"
     penalty_weight: float = 10.0
     info_weight: float = 1.0  # with model.g_components > 1: weight of Q's cross-entropy in G's loss
+    instance_noise: float = 0.0  # std of Gaussian noise on every input D sees, at step 0; 0 = off
+    instance_noise_steps: int = 0  # the std falls linearly to 0 by this step; 0 = train.steps
 
 
 @dataclass
@@ -295,6 +297,11 @@ def validate(cfg: Config) -> None:
     if cfg.loss.info_weight < 0:
         raise ConfigError(f"loss.info_weight={cfg.loss.info_weight} must be >= 0 (0 = no "
                           "classifier term for model.g_components)")
+    if cfg.loss.instance_noise < 0:
+        raise ConfigError(f"loss.instance_noise={cfg.loss.instance_noise} must be >= 0 (0 = off)")
+    if cfg.loss.instance_noise_steps < 0:
+        raise ConfigError(f"loss.instance_noise_steps={cfg.loss.instance_noise_steps} must be "
+                          ">= 0 (0 = anneal over train.steps)")
     if cfg.model.minibatch_kernels < 0:
         raise ConfigError(f"model.minibatch_kernels={cfg.model.minibatch_kernels} must be >= 0")
     if cfg.data.channels not in (1, 3):

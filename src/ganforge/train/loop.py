@@ -64,8 +64,8 @@ def use_cuda_graph(cfg, device: torch.device) -> bool:
         why = "a CUDA device (train.device)"
     elif t.d_steps != 1 or t.g_steps != 1:
         why = "train.d_steps=1 and train.g_steps=1 (extra updates draw new data inside the step)"
-    elif cfg.loss.penalty != "none" or t.unroll_steps:
-        why = "loss.penalty=none and train.unroll_steps=0"
+    elif cfg.loss.penalty != "none" or t.unroll_steps or cfg.loss.instance_noise:
+        why = "loss.penalty=none, loss.instance_noise=0 and train.unroll_steps=0"
     elif cfg.optim.name != "adam" or cfg.optim.clip_d is not None:
         why = "optim.name=adam and no optim.clip_d"
     elif t.compile or dist.world_size() > 1:
@@ -97,6 +97,13 @@ def lr_factor(decay: str, step: int, total: int) -> float:
     if decay == "cosine":
         return 0.5 * (1.0 + math.cos(math.pi * progress))
     return 1.0
+
+
+def noise_std(loss, step: int, total: int) -> float:
+    """Instance noise (Sonderby et al. 2016): its std at 1-based ``step``, falling linearly
+    from ``loss.instance_noise`` to 0 over ``loss.instance_noise_steps`` (0 = all ``total``)."""
+    return loss.instance_noise * max(0.0, lr_factor("linear", step,
+                                                    loss.instance_noise_steps or total))
 
 
 def _prepare_new_run(run_dir: Path, overwrite: bool, write: bool = True) -> None:
@@ -249,13 +256,20 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
                  **{f"data.{k}": v for k, v in batches.state_dict().items()}}
         save_checkpoint(run_dir, step, g, d, opt_g, opt_d, state, g_ema)
 
+    sigma = 0.0  # instance noise of this step (noise_std)
+
+    def blur(x: torch.Tensor) -> torch.Tensor:  # what D sees of x: x plus instance noise
+        if not sigma:
+            return x
+        return x + sigma * torch.randn(x.shape, generator=noise, device=x.device, dtype=x.dtype)
+
     def iteration(real: torch.Tensor, y: torch.Tensor | None, z: torch.Tensor
                   ) -> dict[str, torch.Tensor]:
         """One iteration of Algorithm 1 from its first batch and noise; the statistics come
         back as device tensors. Extra D or G updates (d_steps, g_steps > 1) draw their own."""
         with amp():
             fake = g_fwd(z, y).float()  # G runs once; D sees it detached
-        real_g, y_g = real, y  # the G phase uses this first batch and its labels
+        real_g, y_g = blur(real), y  # the G phase uses this first batch and its labels
 
         # --- discriminator: k updates ascending V(D, G)
         for i in range(t.d_steps):
@@ -265,6 +279,7 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
                     fake_d = g_fwd(z_like(len(real)), y).float()
             else:
                 fake_d = fake.detach()
+            real, fake_d = blur(real), blur(fake_d)
             with amp():
                 real_logits, fake_logits = d_fwd(real, y).float(), d_fwd(fake_d, y).float()
             d_loss = d_loss_fn(real_logits, fake_logits)
@@ -288,20 +303,21 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
                 z = z_like(len(real_g))
                 with amp():
                     fake = g_fwd(z, y_g).float()
+            fake_g = blur(fake)
             if getattr(g_loss_fn, "uses_features", False):  # feature matching
                 with torch.no_grad(), amp():
                     real_feat = d.features(real_g, y_g)[-2].float()
                 with amp():
-                    fake_feat = d.features(fake, y_g)[-2].float()
+                    fake_feat = d.features(fake_g, y_g)[-2].float()
                 g_loss = g_loss_fn(fake_feat, real_feat)
             elif t.unroll_steps:  # G plays against D advanced K steps ahead (in float32:
                 # the unroll replays D's loss and Adam update, which stay as written)
                 g_loss = g_loss_fn(unrolled_fake_logits(
-                    d, opt_d, d_loss_fn, real_g, fake, y_g, t.unroll_steps,
+                    d, opt_d, d_loss_fn, real_g, fake_g, y_g, t.unroll_steps,
                     first_order=t.unroll_first_order, clip=clip))
             else:
                 with amp():
-                    logits = d_fwd(fake, y_g).float()
+                    logits = d_fwd(fake_g, y_g).float()
                 g_loss = g_loss_fn(logits)
             loss = g_loss
             if info:  # mixture of generators: Q must tell the components apart
@@ -340,6 +356,7 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
                             group["lr"].fill_(lr * f)
                         else:
                             group["lr"] = lr * f
+            sigma = noise_std(cfg.loss, step, t.steps)
             real, y = next_batch()
             stats = run_step(real, y, z_like(len(real)))
             if ema is not None:
