@@ -147,7 +147,8 @@ def test_preset_remedies_are_wired(runs):
     assert mix.model.pack == 4 and mix.model.g_components == 8 and mix.loss.info_weight > 0
     assert all("info" in r for r in read_metrics(runs("ring-pacgan-mix")))
     grid_mix = load_run_config(runs("grid-mix") / "config.yaml")
-    assert grid_mix.model.g_components == 25 and grid_mix.model.pack == 1
+    assert grid_mix.model.g_components == 100 and grid_mix.model.pack == 1
+    assert grid_mix.loss.instance_noise > 0 and grid_mix.loss.instance_noise_steps > 0
     assert load_run_config(runs("grid-pacgan") / "config.yaml").model.pack == 4
 
 
