@@ -67,7 +67,7 @@ class LossConfig:
     penalty: str = "none"  # gradient penalty on D: "wgan-gp", "dragan", "r1"
     penalty_weight: float = 10.0
     info_weight: float = 1.0  # with model.g_components > 1: weight of Q's cross-entropy in G's loss
-    instance_noise: float = 0.0  # std of Gaussian noise on every input D sees, at step 0; 0 = off
+    instance_noise: float = 0.0  # std of Gaussian noise on every input D sees, at step 1; 0 = off
     instance_noise_steps: int = 0  # the std falls linearly to 0 by this step; 0 = train.steps
 
 
