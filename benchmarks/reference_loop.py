@@ -7,7 +7,7 @@ Written for this repository; it reproduces what the example does each step, not 
   is opened and decoded by PIL and goes through ``Resize``, ``CenterCrop``, ``ToTensor`` and
   ``Normalize`` in a ``DataLoader(batch_size, shuffle=True, num_workers=2)``. A new iterator
   (and new workers) is made for every epoch, and the last, smaller batch is kept;
-- eager float32, ``nn.BCELoss`` on ``sigmoid`` of D's output (the example ends D with a Sigmoid
+- eager float32 with ``cudnn.benchmark = True``, ``nn.BCELoss`` on ``sigmoid`` of D's output (the example ends D with a Sigmoid
   layer; ganforge's D returns logits, so the sigmoid is applied here);
 - D runs three times per step: D(real) and D(fake.detach()) for D's update, then D(fake) for
   G's, with D's parameters still requiring gradients (as in the example, G's backward also
@@ -137,6 +137,7 @@ def run_reference(cfg, root: str | Path, steps: int, warmup: int = 0, device: st
 
     dev = torch.device(device)
     torch.manual_seed(cfg.train.seed)
+    torch.backends.cudnn.benchmark = True  # as the example sets it (no effect on the CPU)
     g, d = models if models is not None else build_models(cfg)
     g, d = g.to(dev), d.to(dev)
     ref = Reference(g, d, cfg.model.z_dim, dev)

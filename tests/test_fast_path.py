@@ -28,6 +28,15 @@ def test_auto_turns_the_fast_path_on_for_cuda_only(device, precision, fmt, want)
     assert fast_path(cfg.train, torch.device(device)) == want
 
 
+def test_cudnn_times_its_algorithms_on_cuda_only(monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    cfg = load_config("demo")
+    fast_path(cfg.train, torch.device("cpu"))
+    assert torch.backends.cudnn.benchmark is False
+    fast_path(cfg.train, torch.device("cuda"))
+    assert torch.backends.cudnn.benchmark is True
+
+
 def test_adam_is_fused_on_cuda_only():
     cfg = load_config("demo")
     params = [torch.nn.Parameter(torch.zeros(3))]

@@ -33,9 +33,10 @@ def test_folder_holds_grey_png_digits_by_class(folder):
 
 
 @pytest.mark.parametrize("preset", ["dcgan-mnist", "gan-mnist"])
-def test_reference_loop_trains_with_three_d_calls_per_step(folder, preset):
+def test_reference_loop_trains_with_three_d_calls_per_step(folder, preset, monkeypatch):
     from ganforge.models import build_models
 
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
     cfg = throughput.preset_config(preset, None, SMALL)
     torch.manual_seed(0)
     g, d = build_models(cfg)
@@ -46,6 +47,7 @@ def test_reference_loop_trains_with_three_d_calls_per_step(folder, preset):
                                      models=(g, d))
     assert len(r["history"]) == 2 and len(calls) == 3 * 2
     assert r["losses_finite"] and r["images"] == 2 * 8
+    assert torch.backends.cudnn.benchmark  # the example's setting
     after = {k: v for m in (g, d) for k, v in m.state_dict().items()}
     for name in ("weight", "bias"):
         changed = [k for k in before if k.endswith(name) and not torch.equal(before[k], after[k])]

@@ -79,8 +79,12 @@ def use_cuda_graph(cfg, device: torch.device) -> bool:
 def fast_path(t, device: torch.device) -> tuple[torch.dtype | None, torch.memory_format]:
     """What ``train.precision`` and ``train.memory_format`` mean on ``device``: the autocast
     dtype (None: plain float32) and the memory format of G, D and image batches. "auto" turns
-    both on for CUDA only, so CPU runs keep the plain float32 step and stay bitwise reproducible."""
+    both on for CUDA only, so CPU runs keep the plain float32 step and stay bitwise reproducible.
+    On CUDA it also sets ``torch.backends.cudnn.benchmark`` (as pytorch/examples' DCGAN does):
+    every step has the same shapes, so cuDNN times its convolution algorithms once per shape."""
     cuda = device.type == "cuda"
+    if cuda:
+        torch.backends.cudnn.benchmark = True
     precision = t.precision if t.precision != "auto" else ("bf16" if cuda else "fp32")
     fmt = t.memory_format if t.memory_format != "auto" else (
         "channels_last" if cuda else "contiguous")
