@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import sys
+from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,42 @@ def test_ganforge_side_and_table(folder, no_data_dir):
     assert len(table) == 4 and all(line.count("|") == len(throughput.COLUMNS) + 1 for line in table)
     assert "123 MiB" in table[2] and table[3].endswith("| - |")  # no TFLOP/s figure on the CPU
     float(throughput.format_table(rows, "cuda").splitlines()[3].split("|")[-2])  # dcgan-64 on CUDA
+
+
+def test_profile_rows_are_per_step_differences():
+    import profile_step
+
+    def avg(key, count, us):
+        return SimpleNamespace(key=key, count=count, self_cpu_time_total=us)
+
+    short = [avg("aten::mm", 3, 300.0), avg("aten::add", 2, 50.0), avg("setup", 1, 9e6)]
+    long = [avg("aten::mm", 7, 1100.0), avg("aten::add", 6, 40.0), avg("setup", 1, 9e6),
+            avg("aten::new", 4, 20.0)]
+    rows = profile_step.per_step(short, long, 4, "cpu")
+    assert rows == [("aten::mm", 1.0, 200.0), ("aten::new", 1.0, 5.0), ("aten::add", 1.0, 0.0)]
+    table = profile_step.top_table(rows, 4, "cpu", top=2).splitlines()
+    assert table[0].startswith("self CPU time: 0.205 ms a step") and len(table) == 6
+    assert table[4] == "| `aten::mm` | 1.0 | 0.200 | 97.6% |"
+
+
+def test_profile_counts_the_convolutions_of_one_training_step(no_data_dir):
+    import profile_step
+
+    from ganforge.models import build_models
+
+    over = [*SMALL, f"data.root={no_data_dir}"]
+    rows = profile_step.measure("dcgan-mnist", 3, 1, "cpu", over)
+    calls = {name: n for name, n, _ in rows}
+    g, d = build_models(throughput.preset_config("dcgan-mnist", None, over))
+    convs = [sum(isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) for m in x.modules())
+             for x in (g, d)]
+    # G's backward once, D's three times: D(real) and D(fake) for D, D(G(z)) for G
+    assert calls["aten::convolution_backward"] == convs[0] + 3 * convs[1]
+
+
+def test_profile_script_rejects_a_bad_override(capsys):
+    import profile_step
+
+    with pytest.raises(SystemExit) as e:
+        profile_step.main(["dcgan-mnist", "--set", "train.nope=1"])
+    assert e.value.code == 2 and "unknown key 'train.nope'" in capsys.readouterr().err
