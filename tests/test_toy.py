@@ -297,6 +297,20 @@ def test_toy_mlp_with_minibatch_discrimination():
     assert d(torch.randn(7, 2)).shape == (7,)
 
 
+def test_heat_map_frame_of_a_minibatch_discriminator(tmp_path):
+    """The 2-D frame judges 25,600 grid points: in chunks, or a minibatch layer (N x N x B)
+    would ask for tens of GB. Chunking leaves a per-sample D's map as it was (to rounding)."""
+    from ganforge.train.watch import d_prob, save_frame
+
+    cfg = load_config("ring-gan", ["model.minibatch_kernels=5"])
+    g, d = build_models(cfg)
+    save_frame(g, d, load_data(cfg), cfg, tmp_path / "frame.png", 1)
+    assert (tmp_path / "frame.png").stat().st_size > 0
+    _, plain = build_models(load_config("ring-gan"))
+    pts = torch.randn(3000, 2)
+    assert np.allclose(d_prob(plain, pts, chunk=7), d_prob(plain, pts), rtol=0, atol=1e-6)
+
+
 @pytest.mark.parametrize("z_dist", ["normal", "uniform"])
 def test_generator_components_are_equally_likely_and_fixed_by_z(z_dist):
     from ganforge.sampling import sample_z

@@ -23,14 +23,17 @@ def toy_bounds(data) -> tuple[float, float]:
 
 
 @torch.no_grad()
-def d_prob(d: nn.Module, points: torch.Tensor) -> np.ndarray:
-    """sigmoid(D(x)) at (n, dim) points, in eval mode. A packed D (PacGAN) judges each point
-    as a pack of copies of it."""
+def d_prob(d: nn.Module, points: torch.Tensor, chunk: int = 1024) -> np.ndarray:
+    """sigmoid(D(x)) at (n, dim) points, in eval mode, ``chunk`` points a forward pass. A packed
+    D (PacGAN) judges each point as a pack of copies of it; a D with minibatch discrimination,
+    whose cost grows with the square of its batch, judges each point among its chunk."""
     was = d.training
     d.eval()
     device = next(d.parameters()).device
-    points = points.repeat_interleave(getattr(d, "pack", 1), dim=0)
-    out = torch.sigmoid(d(points.to(device)).float()).cpu().numpy()
+    pack = getattr(d, "pack", 1)
+    out = np.concatenate([
+        torch.sigmoid(d(part.repeat_interleave(pack, dim=0).to(device)).float()).cpu().numpy()
+        for part in points.split(chunk)])
     d.train(was)
     return out
 
