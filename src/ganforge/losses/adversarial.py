@@ -109,7 +109,8 @@ def discriminator_stats(real_logits: Tensor, fake_logits: Tensor) -> dict[str, T
     """What a person watches during training, as detached tensors (no host sync here).
 
     js_estimate = 1/2 L(D, G) + log 2 with L = E log D(x) + E log(1 - D(G(z))) (seed 000);
-    it lies in [0, log 2] and approaches log 2 as D separates real from fake perfectly.
+    at most log 2, approached as D separates real from fake perfectly. With the optimal D it is
+    JS(p_data || p_g) >= 0; any other D gives a lower bound on that, which can be negative.
     """
     real_logits, fake_logits = real_logits.detach().float(), fake_logits.detach().float()
     value = -(F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean())
