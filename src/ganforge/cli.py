@@ -433,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-ema", action="store_true", help=NO_EMA_HELP)
     s.add_argument("--out", required=True, help="FILE.png for a grid, FILE.npy for raw samples")
     e = sub.add_parser("eval", help="score a run or a .npy file of samples",
-                       description="Toy runs: modes, %% high quality, KL. Image runs and "
+                       description="Toy runs: modes, % high quality, KL. Image runs and "
                        "--samples: FID, KID, score, precision/recall (and conditional accuracy) in "
                        "the MNIST classifier's or InceptionV3's feature space. Writes eval.json.")
     e.add_argument("run_dir", nargs="?", help="a ganforge run folder")

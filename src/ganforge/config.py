@@ -185,6 +185,13 @@ def _explain(e: OmegaConfBaseException, source: str) -> ConfigError:
         valid = ", ".join(prefix + f for f in _fields_of(cls))
         return ConfigError(f"unknown key '{key}' in {source}; valid keys: {valid}")
     first = str(e).splitlines()[0]
+    if "is not a ListConfig" in first:  # OmegaConf names its node types; say what is wanted
+        f = {f.name: f for f in dataclasses.fields(_section_class(str(key)))}.get(
+            str(key).rsplit(".", 1)[-1])
+        example = f.default_factory() if f and f.default_factory is not dataclasses.MISSING \
+            else None
+        first = "expected a list in brackets" + (
+            f", e.g. {key}=[{','.join(str(v) for v in example)}]" if example else "")
     return ConfigError(f"bad value for '{key}' in {source}: {first}")
 
 

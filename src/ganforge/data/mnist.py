@@ -16,18 +16,29 @@ def _torchvision(cls, cfg, name: str):
 
     Returns None when the files are absent and downloading is off."""
     root = Path(cfg.data.root)
+    # folders a download creates (root/MNIST/raw, or root for CIFAR-10); a failed one leaves
+    # none of them behind empty
+    made = [d for d in (root / cls.__name__ / "raw", root / cls.__name__, root) if not d.exists()]
     try:
         return cls(str(root), train=True, download=cfg.data.download)
     except RuntimeError as e:
         if not cfg.data.download and "not found" in str(e).lower():
             return None
-        raise DataError(f"{name}: could not load from '{root}': {str(e).splitlines()[0]}") from None
+        lines = [x.strip() for x in str(e).splitlines() if x.strip()]
+        cause = f"{lines[0]} {lines[-1]}" if len(lines) > 1 else (lines or [type(e).__name__])[0]
+        raise DataError(f"{name}: could not load from '{root}': {cause}"
+                        + ("; check the network, or put the dataset's files under data.root"
+                           if cfg.data.download else "")) from None
     except OSError as e:  # network errors while downloading, unreadable files
         raise DataError(f"{name}: could not load or download into '{root}': {e}") from None
     except (AssertionError, ValueError, IndexError) as e:  # corrupt or truncated files
         detail = str(e).splitlines()[0] if str(e) else "corrupt or truncated file"
         raise DataError(f"{name}: could not read the files under '{root}' ({type(e).__name__}: "
                         f"{detail}); replace them or set data.download=true") from None
+    finally:
+        for d in made:
+            if d.is_dir() and not any(d.iterdir()):
+                d.rmdir()
 
 
 def _as_uint8_nchw(array) -> torch.Tensor:
