@@ -386,3 +386,16 @@ def test_every_preset_runs_a_few_steps(preset, tiny, tmp_path, capsys):
         assert img.size == (10 * (size + 2) + 2,) * 2
         assert img.mode == ("L" if channels == 1 else "RGB")
     assert (run / "progress.gif").is_file() and (run / "curves.png").is_file()
+
+
+def test_python_api_train_stays_callable(tiny, tmp_path):
+    """``ganforge.train`` is also the name of a subpackage, which Python sets on the package
+    when it is imported; the README's API calls it as a function, more than once."""
+    import ganforge
+    import ganforge.train.loop  # noqa: F401  (what used to hide the function)
+
+    cfg = load_config("demo", [*tiny(2), "train.progress=false"])
+    runs = [ganforge.train(cfg, tmp_path / name, log=lambda *a: None) for name in ("a", "b")]
+    assert [r.name for r in runs] == ["a", "b"] and ckpt_file(runs[1], 2)
+    ganforge.load_generator(runs[0])
+    assert ganforge.train(cfg, tmp_path / "c", log=lambda *a: None).is_dir()

@@ -8,9 +8,9 @@ __all__ = ["Config", "GanforgeError", "load_config", "train", "load_generator", 
 
 def __getattr__(name):
     # Lazy, so that `import ganforge` stays cheap for the command line.
-    if name == "train":
-        from ganforge.train.loop import train
-        return train
+    if name == "train":  # the package, callable as the training function (train/__init__.py)
+        import ganforge.train
+        return ganforge.train
     if name == "load_generator":
         from ganforge.train.checkpoint import load_generator
         return load_generator

@@ -1,1 +1,17 @@
-"""The training loop and its checkpoints."""
+"""The training loop and its checkpoints.
+
+``ganforge.train`` names both this package and the function ``ganforge.train.loop.train``.
+Python sets a subpackage as an attribute of its parent when it is first imported, which would
+hide the function, so the package itself is callable: ``ganforge.train(cfg, run_dir, ...)``
+trains, whichever of the two the name holds at that moment."""
+import sys
+import types
+
+
+class _Callable(types.ModuleType):
+    def __call__(self, *args, **kwargs):
+        from ganforge.train.loop import train
+        return train(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _Callable
