@@ -200,6 +200,11 @@ BAD_TRAIN = {
                      ["loss.generator", "minimax"]),
     "existing out": (["demo", "TINY", "--out", "RUN"], ["already exists", "--overwrite"]),
     "out is a file": (["demo", "TINY", "--out", "FILE", "--overwrite"], ["FILE"]),
+    # --overwrite deletes run folders only: not a folder of user files, nor a folder of runs
+    "overwrite user files": (["demo", "TINY", "--out", "BARE", "--overwrite"],
+                             ["not a ganforge run folder", "notes.txt"]),
+    "overwrite runs' parent": (["demo", "TINY", "--out", "PARENT", "--overwrite"],
+                               ["not a ganforge run folder", "afile.txt, bare, empty ..."]),
     "image folder missing": (["dcgan-64", "TINY", "data.root=MISSING", "--out", "RUN",
                               "--overwrite"], ["data.root", "MISSING"]),
     "resume no checkpoint": (["--resume", "EMPTY", "train.steps=50"], ["no checkpoint", "EMPTY"]),
@@ -230,7 +235,7 @@ def test_bad_train_inputs_exit_2_and_touch_nothing(case, demo_copy, tiny, tmp_pa
     afile.write_text("keep me")
     missing = tmp_path / "no" / "such"
     subst = {"RUN": str(demo_copy), "EMPTY": str(empty), "BARE": str(bare), "FILE": str(afile),
-             "MISSING": str(missing)}
+             "MISSING": str(missing), "PARENT": str(tmp_path)}
     argv, words = BAD_TRAIN[case]
     args = []
     for a in argv:
@@ -252,6 +257,15 @@ def test_bad_train_inputs_exit_2_and_touch_nothing(case, demo_copy, tiny, tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == listing
     assert afile.read_text() == "keep me"
     assert not missing.parent.exists()
+
+
+def test_overwrite_never_deletes_the_current_folder(demo_copy, tiny, monkeypatch, capsys):
+    monkeypatch.chdir(demo_copy / "samples")
+    before = snapshot(demo_copy)
+    for out in (".", "..", str(demo_copy)):
+        assert cli("train", "demo", *tiny(2), "--out", out, "--overwrite") == 2
+        assert "is the current folder or holds it" in one_error_line(capsys)
+    assert snapshot(demo_copy) == before
 
 
 def test_subprocess_error_is_one_line(straight, tmp_path):

@@ -110,6 +110,11 @@ def noise_std(loss, step: int, total: int) -> float:
                                                     loss.instance_noise_steps or total))
 
 
+# what a run folder holds (train writes all but eval.json, which `ganforge eval` adds)
+RUN_ENTRIES = {"config.yaml", "metrics.jsonl", "samples", "checkpoints", "progress.gif",
+               "curves.png", "tensorboard", "eval.json"}
+
+
 def _prepare_new_run(run_dir: Path, overwrite: bool, write: bool = True) -> None:
     if run_dir.exists() and not run_dir.is_dir():  # never delete a file the user named
         raise ConfigError(f"run folder '{run_dir}' is a file, not a folder; choose another --out")
@@ -117,6 +122,17 @@ def _prepare_new_run(run_dir: Path, overwrite: bool, write: bool = True) -> None
         if not overwrite:
             raise ConfigError(f"run folder '{run_dir}' already exists; pass --overwrite to "
                               "replace it, --resume to continue it, or choose another --out")
+        # --overwrite deletes the folder: only ever a ganforge run, never what else it holds
+        here = Path.cwd().resolve()
+        if run_dir.resolve() in (here, *here.parents):
+            raise ConfigError(f"--out '{run_dir}' is the current folder or holds it; "
+                              "--overwrite will not delete it, choose another --out")
+        other = sorted(p.name for p in run_dir.iterdir() if p.name not in RUN_ENTRIES)
+        if other or not (run_dir / "config.yaml").is_file():
+            held = f"it holds {', '.join(other[:3])}{' ...' if len(other) > 3 else ''}" \
+                if other else "it has no config.yaml"
+            raise ConfigError(f"'{run_dir}' is not a ganforge run folder ({held}); --overwrite "
+                              "replaces run folders only, choose another --out")
         if write:
             shutil.rmtree(run_dir)
     if write:
