@@ -413,3 +413,43 @@ def test_python_api_train_stays_callable(tiny, tmp_path):
     assert [r.name for r in runs] == ["a", "b"] and ckpt_file(runs[1], 2)
     ganforge.load_generator(runs[0])
     assert ganforge.train(cfg, tmp_path / "c", log=lambda *a: None).is_dir()
+
+
+OUT_CASES = {  # argv (RUN: a finished run, FILE: a plain file, DIR: a folder); words of the error
+    "sample through a file": (["sample", "RUN", "--out", "FILE/x.png"], ["is a file"]),
+    "sample into a folder": (["sample", "RUN", "--n", "4", "--out", "DIR"], ["is a folder"]),
+    "sample no name": (["sample", "RUN", "--out", "DIR/.png"], ["needs a name before .png"]),
+    "sample over a frame": (["sample", "RUN", "--out", "RUN/samples/step_000040.png"],
+                            ["would replace a file of the run folder"]),
+    "interpolate over the gif": (["interpolate", "RUN", "--out", "RUN/progress.gif"],
+                                 ["would replace a file of the run folder"]),
+    "classifier over weights": (["classifier", "--epochs", "1", "--out",
+                                 "RUN/checkpoints/step_000040/generator.safetensors"],
+                                ["would replace a file of the run folder"]),
+    "theory into a file": (["theory", "--out", "FILE"], ["must be a folder", "is a file"]),
+    "theory through a file": (["theory", "--out", "FILE/sub"], ["must be a folder"]),
+    "train through a file": (["train", "demo", "--out", "FILE/run"], ["is a file"]),
+}
+
+
+@pytest.mark.parametrize("case", list(OUT_CASES))
+def test_bad_out_paths_exit_2_and_touch_nothing(case, demo_copy, tmp_path, capsys):
+    afile, folder = tmp_path / "afile", tmp_path / "dir.npy"
+    afile.write_text("keep me")
+    folder.mkdir()
+    subst = {"RUN": str(demo_copy), "FILE": str(afile), "DIR": str(folder)}
+    argv, words = OUT_CASES[case]
+    args = [a.replace("RUN", subst["RUN"]).replace("FILE", subst["FILE"])
+            .replace("DIR", subst["DIR"]) for a in argv]
+    before = snapshot(demo_copy)
+    capsys.readouterr()
+    assert cli(*args) == 2
+    line = one_error_line(capsys)
+    assert all(w in line for w in words), line
+    assert snapshot(demo_copy) == before and afile.read_text() == "keep me"
+    assert list(folder.iterdir()) == []
+
+
+def test_sample_may_write_a_new_file_into_a_run_folder(demo_copy):
+    for _ in range(2):  # and replace it: it is not one of the run's own files
+        assert cli("sample", demo_copy, "--n", "4", "--out", demo_copy / "mine.png") == 0

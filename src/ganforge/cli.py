@@ -70,9 +70,7 @@ def _cmd_sample(args) -> int:
     from ganforge.train.watch import save_toy_samples
     from ganforge.viz import save_grid
 
-    out = Path(args.out)
-    if out.suffix.lower() not in (".png", ".npy"):
-        raise GanforgeError(f"--out '{out}' must end in .png (a grid) or .npy (raw samples)")
+    out = _out_file(args.out, (".png", ".npy"), "a grid, or raw samples")
     if args.n < 1:
         raise GanforgeError(f"--n {args.n} must be at least 1")
     g, cfg = load_generator(args.run_dir, step=args.step, ema=False if args.no_ema else None)
@@ -264,9 +262,7 @@ def _cmd_eval(args) -> int:
 def _cmd_classifier(args) -> int:
     from ganforge.metrics.classifier import train_classifier
 
-    out = Path(args.out)
-    if out.suffix != ".safetensors":
-        raise GanforgeError(f"--out '{out}' must end in .safetensors")
+    out = _out_file(args.out, (".safetensors",), "the classifier's weights")
     if args.epochs < 1:
         raise GanforgeError(f"--epochs {args.epochs} must be at least 1")
     result = train_classifier(seed=args.seed, epochs=args.epochs, out=out)
@@ -277,8 +273,12 @@ def _cmd_classifier(args) -> int:
 
 def _cmd_theory(args) -> int:
     from ganforge.theory import write_theory
+    from ganforge.train.checkpoint import file_in_the_way
 
     out = Path(args.out)
+    blocker = out if out.exists() and not out.is_dir() else file_in_the_way(out)
+    if blocker is not None:
+        raise GanforgeError(f"--out '{out}' must be a folder, but '{blocker}' is a file")
     out.mkdir(parents=True, exist_ok=True)
     n = write_theory(out)
     a, b = n["optimal_d"], n["value_vs_js"]
@@ -291,9 +291,24 @@ def _cmd_theory(args) -> int:
     return 0
 
 
-def _png_or(out: Path, suffixes: tuple[str, ...], what: str) -> Path:
+def _out_file(arg: str, suffixes: tuple[str, ...], what: str) -> Path:
+    """The --out of a command that writes one file: a name with one of ``suffixes``, a place a
+    file can go, and never one of the files a run wrote (only train and eval write those)."""
+    from ganforge.train.checkpoint import RUN_ENTRIES, file_in_the_way, is_run_folder
+
+    out, ends = Path(arg), " or ".join(suffixes)
     if out.suffix.lower() not in suffixes:
-        raise GanforgeError(f"--out '{out}' must end in {' or '.join(suffixes)} ({what})")
+        named = f"needs a name before {out.name}" if out.name.lower() in suffixes else \
+            f"must end in {ends}"
+        raise GanforgeError(f"--out '{out}' {named} ({what})")
+    if out.is_dir():
+        raise GanforgeError(f"--out '{out}' is a folder; give a file name ending in {ends}")
+    if (blocker := file_in_the_way(out)) is not None:
+        raise GanforgeError(f"--out '{out}' cannot be written: '{blocker}' is a file, not a folder")
+    run = next((p for p in out.resolve().parents if is_run_folder(p)), None)
+    if out.exists() and run is not None and out.resolve().relative_to(run).parts[0] in RUN_ENTRIES:
+        raise GanforgeError(f"--out '{out}' would replace a file of the run folder '{run}'; "
+                            "choose a new name")
     return out
 
 
@@ -303,7 +318,7 @@ def _cmd_interpolate(args) -> int:
     from ganforge.sampling import generate
     from ganforge.train.checkpoint import load_generator
 
-    out = _png_or(Path(args.out), (".png", ".gif"), "a grid with one path a row, or an animation")
+    out = _out_file(args.out, (".png", ".gif"), "a grid with one path a row, or an animation")
     if args.steps < 2:
         raise GanforgeError(f"--steps {args.steps} must be at least 2 (the two end points)")
     if args.rows < 1:
@@ -329,7 +344,7 @@ def _cmd_arithmetic(args) -> int:
     from ganforge.latent import ATTRIBUTES, arithmetic, arithmetic_report, save_arithmetic
     from ganforge.train.checkpoint import load_generator
 
-    out = _png_or(Path(args.out), (".png",), "a grid, one edit a row")
+    out = _out_file(args.out, (".png",), "a grid, one edit a row")
     if args.attribute not in ATTRIBUTES:
         raise GanforgeError(f"--attribute '{args.attribute}' is not known; choose one of: "
                             f"{', '.join(ATTRIBUTES)}")
@@ -383,7 +398,7 @@ def _cmd_filters(args) -> int:
     from ganforge.probe import (conv_layers, first_layer_filters, load_discriminator_checked,
                                 receptive_boxes, save_filters_figure, top_activations)
 
-    out = _png_or(Path(args.out), (".png",), "a picture")
+    out = _out_file(args.out, (".png",), "a picture")
     if args.channels < 1 or args.top < 1:
         raise GanforgeError(f"--channels {args.channels} and --top {args.top} must be at least 1")
     d, cfg = load_discriminator_checked(args.run_dir, args.step, "filters")

@@ -29,6 +29,22 @@ EMA_FILE = "generator_ema.safetensors"
 _STEP = re.compile(r"^step_(\d{6,})$")
 
 
+# what a run folder holds (train writes all but eval.json, which `ganforge eval` adds)
+RUN_ENTRIES = {"config.yaml", "metrics.jsonl", "samples", CKPT_DIR, "progress.gif", "curves.png",
+               "tensorboard", "eval.json"}
+
+
+def is_run_folder(path: Path) -> bool:
+    """A folder ``ganforge train`` wrote: its config.yaml and a checkpoints/ folder."""
+    return (path / "config.yaml").is_file() and (path / CKPT_DIR).is_dir()
+
+
+def file_in_the_way(path: Path) -> Path | None:
+    """The nearest existing parent of ``path`` that is a file, not a folder (None if none is):
+    nothing can be written at ``path`` then."""
+    return next((p for p in Path(path).parents if p.exists() and not p.is_dir()), None)
+
+
 def checkpoint_name(step: int) -> str:
     return f"step_{step:06d}"
 

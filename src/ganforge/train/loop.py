@@ -26,7 +26,8 @@ from ganforge.losses import D_LOSSES, G_LOSSES, PENALTIES, discriminator_stats
 from ganforge.models import build_models
 from ganforge.sampling import sample_z
 from ganforge.train import dist
-from ganforge.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from ganforge.train.checkpoint import (RUN_ENTRIES, file_in_the_way, latest_checkpoint,
+                                       load_checkpoint, save_checkpoint)
 from ganforge.train.ema import EMA
 from ganforge.train.graph import CapturedStep
 from ganforge.train.unrolled import unrolled_fake_logits
@@ -110,14 +111,12 @@ def noise_std(loss, step: int, total: int) -> float:
                                                     loss.instance_noise_steps or total))
 
 
-# what a run folder holds (train writes all but eval.json, which `ganforge eval` adds)
-RUN_ENTRIES = {"config.yaml", "metrics.jsonl", "samples", "checkpoints", "progress.gif",
-               "curves.png", "tensorboard", "eval.json"}
-
-
 def _prepare_new_run(run_dir: Path, overwrite: bool, write: bool = True) -> None:
     if run_dir.exists() and not run_dir.is_dir():  # never delete a file the user named
         raise ConfigError(f"run folder '{run_dir}' is a file, not a folder; choose another --out")
+    if (blocker := file_in_the_way(run_dir)) is not None:
+        raise ConfigError(f"run folder '{run_dir}' cannot be made: '{blocker}' is a file, not a "
+                          "folder; choose another --out")
     if run_dir.exists() and any(run_dir.iterdir()):
         if not overwrite:
             raise ConfigError(f"run folder '{run_dir}' already exists; pass --overwrite to "
