@@ -205,3 +205,33 @@ def test_resolved_config_round_trips(tmp_path):
 def test_preset_files_ship_with_the_package():
     files = {p.name for p in resources.files("ganforge.presets").iterdir()}
     assert {f"{n}.yaml" for n in PRESETS} <= files
+
+
+def test_non_utf8_empty_and_misnamed_config_files(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(b"\xff\xfe\x00garbage")
+    for call in (lambda: load_config(str(bad)), lambda: load_run_config(bad)):
+        with pytest.raises(ConfigError, match="not valid YAML \\(not UTF-8 text\\)"):
+            call()
+    empty = tmp_path / "config.yaml"
+    empty.write_text("\n")
+    with pytest.raises(ConfigError, match="is empty"):
+        load_run_config(empty)
+    empty.write_text("bogus_section: {a: 1}\n")  # named as the file, not as a preset
+    with pytest.raises(ConfigError, match=f"unknown key 'bogus_section' in {empty}"):
+        load_run_config(empty)
+    (tmp_path / "dir.yaml").mkdir()
+    with pytest.raises(ConfigError, match="is a folder"):
+        load_run_config(tmp_path / "dir.yaml")
+
+
+def test_python_callers_get_clear_type_errors():
+    from ganforge.train.loop import train
+
+    with pytest.raises(ConfigError, match="preset must be a preset name or a path"):
+        load_config(5)
+    for overrides in ("train.steps=3", [3]):
+        with pytest.raises(ConfigError, match="overrides must be a list of 'key=value' strings"):
+            load_config("demo", overrides)
+    with pytest.raises(ConfigError, match="train needs a Config"):
+        train({"train": {}}, "unused")

@@ -133,6 +133,13 @@ def preset_names() -> list[str]:
     return sorted(p.name[:-5] for p in files if p.name.endswith(".yaml"))
 
 
+def _read_text(path: Path, where: str) -> str:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where}: not valid YAML (not UTF-8 text)") from None
+
+
 def _read_yaml(text: str, where: str) -> dict:
     try:
         data = yaml.safe_load(text) or {}
@@ -149,7 +156,7 @@ def preset_dict(name: str) -> dict:
         path = Path(name)
         if not path.is_file():
             raise ConfigError(f"config file '{name}' does not exist")
-        return _read_yaml(path.read_text(), name)
+        return _read_yaml(_read_text(path, name), name)
     if name not in preset_names():
         raise ConfigError(
             f"unknown preset '{name}'; choose one of: {', '.join(preset_names())} "
@@ -217,10 +224,11 @@ def parse_overrides(overrides: list[str]) -> dict:
     return out
 
 
-def build_config(base: dict | None = None, *layers: tuple[dict, str]) -> Config:
+def build_config(base: dict | None = None, *layers: tuple[dict, str],
+                 base_name: str = "preset") -> Config:
     """Merge dict layers (each with a name for error messages) onto the defaults and validate."""
     cfg = OmegaConf.structured(Config)
-    for layer, source in ([(base, "preset")] if base is not None else []) + list(layers):
+    for layer, source in ([(base, base_name)] if base is not None else []) + list(layers):
         for section in ("data", "model", "loss", "optim", "train"):
             # OmegaConf's error for a section given a scalar carries no key; name it here
             if section in layer and not isinstance(layer[section], dict):
@@ -237,15 +245,27 @@ def build_config(base: dict | None = None, *layers: tuple[dict, str]) -> Config:
 
 def load_config(preset: str, overrides: list[str] = ()) -> Config:
     """Defaults <- preset (a name or a YAML path) <- command-line overrides."""
+    if not isinstance(preset, (str, Path)):
+        raise ConfigError(f"preset must be a preset name or a path to a .yaml file, not "
+                          f"{type(preset).__name__}")
+    if isinstance(overrides, str) or not all(isinstance(o, str) for o in overrides):
+        raise ConfigError("overrides must be a list of 'key=value' strings, e.g. "
+                          "['train.steps=300']")
+    preset = str(preset)
     return build_config(preset_dict(preset), (parse_overrides(list(overrides)), "overrides"))
 
 
 def load_run_config(path: Path, overrides: list[str] = ()) -> Config:
     """The resolved config a run folder holds, with optional overrides on top."""
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder, not a file; is this a ganforge run folder?")
     if not path.is_file():
         raise ConfigError(f"{path} does not exist; is this a ganforge run folder?")
-    return build_config(_read_yaml(path.read_text(), str(path)),
-                        (parse_overrides(list(overrides)), "overrides"))
+    text = _read_text(path, str(path))
+    if not text.strip():
+        raise ConfigError(f"{path} is empty; a run's config.yaml holds its whole config")
+    return build_config(_read_yaml(text, str(path)),
+                        (parse_overrides(list(overrides)), "overrides"), base_name=str(path))
 
 
 def to_yaml(cfg: Config) -> str:

@@ -183,6 +183,9 @@ def train(cfg: Config, run_dir: str | Path, *, overwrite: bool = False, resume: 
 
     Under ``torchrun`` each process trains on its share of ``train.batch_size`` (see dist.py);
     only rank 0 logs and writes the run folder."""
+    if not isinstance(cfg, Config):
+        raise ConfigError(f"train needs a Config, e.g. ganforge.load_config('demo'), not "
+                          f"{type(cfg).__name__}")
     device = dist.setup(resolve_device(cfg.train.device))
     try:
         return _train(cfg, Path(run_dir), device, overwrite, resume,
