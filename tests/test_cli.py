@@ -453,3 +453,17 @@ def test_bad_out_paths_exit_2_and_touch_nothing(case, demo_copy, tmp_path, capsy
 def test_sample_may_write_a_new_file_into_a_run_folder(demo_copy):
     for _ in range(2):  # and replace it: it is not one of the run's own files
         assert cli("sample", demo_copy, "--n", "4", "--out", demo_copy / "mine.png") == 0
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["sample", "RUN", "--n", "abc", "--out", "x.png"], ["--n", "abc", "ganforge sample --help"]),
+    (["sample", "RUN"], ["--out", "required"]),
+    ([], ["COMMAND"]),
+    (["train", "demo", "--bogus"], ["--bogus"]),
+])
+def test_usage_mistakes_are_one_line_too(argv, words, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli(*argv)
+    assert e.value.code == 2
+    line = one_error_line(capsys)
+    assert all(w in line for w in words), line
