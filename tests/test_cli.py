@@ -467,3 +467,22 @@ def test_usage_mistakes_are_one_line_too(argv, words, capsys):
     assert e.value.code == 2
     line = one_error_line(capsys)
     assert all(w in line for w in words), line
+
+
+def test_running_out_of_memory_is_one_line(demo_copy, tmp_path, monkeypatch, capsys):
+    import ganforge.sampling
+
+    def too_big(*a, **k):  # what torch's CPU allocator raises for --n 100000000
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: "
+                           "can't allocate memory: you tried to allocate 40000000000 bytes.")
+
+    monkeypatch.setattr(ganforge.sampling, "generate", too_big)
+    assert cli("sample", demo_copy, "--n", 100, "--out", tmp_path / "x.png") == 2
+    assert "not enough memory for this request (it asked for 40.0 GB)" in one_error_line(capsys)
+
+    def bug(*a, **k):
+        raise RuntimeError("shape mismatch")  # not about memory: a real traceback
+
+    monkeypatch.setattr(ganforge.sampling, "generate", bug)
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        cli("sample", demo_copy, "--n", 100, "--out", tmp_path / "x.png")

@@ -213,6 +213,10 @@ def test_bad_input_is_one_line_and_exit_2(dcgan, cdcgan, tmp_path, capsys):
         (("arithmetic", cdcgan, "--attribute", "digit", "--out", png), "unconditional"),
         (("arithmetic", dcgan, "--attribute", "digit", "--orthogonal", "--out", png),
          "thickness and slant"),
+        (("arithmetic", dcgan, "--attribute", "thickness", "--digits", "7,9", "--out", png),
+         "--digits goes with --attribute digit"),
+        (("arithmetic", dcgan, "--attribute", "slant", "--scale", "nan", "--out", png),
+         "--scale nan must be a finite number"),
     ]
     for argv, words in cases:
         assert cli(*argv) == 2, argv

@@ -295,6 +295,8 @@ def test_eval_of_an_rgb_image_run_is_one_line(tmp_path, capsys):
 def test_eval_bad_n(runs, capsys):
     assert cli("eval", runs("ring-gan"), "--n", 0) == 2
     assert "--n" in one_error_line(capsys)
+    assert cli("eval", runs("ring-gan"), "--metrics", "fid") == 2  # image metrics only
+    assert "--metrics chooses image metrics" in one_error_line(capsys)
 
 
 # ----------------------------------------------------------------------------- sample

@@ -5,6 +5,7 @@ Errors a user can fix print one line (``ganforge: error: ...``) and exit with co
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -126,7 +127,8 @@ def _score(args, fake, real, **kw) -> dict:
 
     chosen = _extractor(args, fake.shape[1])
     return {"extractor": chosen["extractor"],
-            **score_images(fake, real, _parse_metrics(args.metrics), **chosen, **kw)}
+            **score_images(fake, real, _parse_metrics(args.metrics or ",".join(METRIC_CHOICES)),
+                           **chosen, **kw)}
 
 
 def _print_image_result(result: dict) -> None:
@@ -229,6 +231,9 @@ def _cmd_eval(args) -> int:
     stacked = cfg.data.name == "stacked-mnist"  # modes of 1,000 and KL on 26,000 samples
     n = args.n or (26000 if stacked else 2500)
     data = None if stacked else load_data(cfg)  # stacked metrics need no real images
+    if (stacked or data.kind == "toy") and args.metrics is not None:
+        raise GanforgeError("--metrics chooses image metrics; this run gets modes covered, "
+                            "% high quality (toy runs) and KL without it")
     if stacked or data.kind == "toy":
         result = {"n": n, **evaluate(g, data, cfg, n)}
     else:
@@ -348,12 +353,16 @@ def _cmd_arithmetic(args) -> int:
     if args.attribute not in ATTRIBUTES:
         raise GanforgeError(f"--attribute '{args.attribute}' is not known; choose one of: "
                             f"{', '.join(ATTRIBUTES)}")
+    if args.digits is not None and args.attribute != "digit":
+        raise GanforgeError(f"--digits goes with --attribute digit, not {args.attribute}")
     try:
-        digits = tuple(int(v) for v in args.digits.split(","))
+        digits = tuple(int(v) for v in (args.digits or "7,9").split(","))
     except ValueError:
         digits = ()
     if len(digits) != 2:
         raise GanforgeError(f"--digits '{args.digits}' must be two digits A,B (from A to B)")
+    if not math.isfinite(args.scale):
+        raise GanforgeError(f"--scale {args.scale} must be a finite number")
     g, cfg = load_generator(args.run_dir, step=args.step, ema=False if args.no_ema else None)
     figures, tensors = arithmetic(g, cfg, args.attribute, pool=args.pool, edit=args.edit,
                                   quantile=args.quantile, digits=digits, scale=args.scale,
@@ -373,9 +382,11 @@ def _cmd_probe(args) -> int:
     from ganforge.probe import load_discriminator_checked, parse_labels, run_probe
 
     labels = parse_labels(args.labels)
-    if args.grid < 1:
-        raise GanforgeError(f"--grid {args.grid} must be at least 1")
     d, cfg = load_discriminator_checked(args.run_dir, args.step, "probe")
+    largest = cfg.data.image_size // 2  # D's first layer halves the image
+    if not 1 <= args.grid <= largest:
+        raise GanforgeError(f"--grid {args.grid} must be between 1 and {largest} (D's largest "
+                            f"feature map is {largest}x{largest})")
     result = run_probe(d, cfg, labels, draws=args.draws, seed=args.seed, grid=args.grid)
     if args.json:
         print(json.dumps(result))
@@ -399,8 +410,9 @@ def _cmd_filters(args) -> int:
                                 receptive_boxes, save_filters_figure, top_activations)
 
     out = _out_file(args.out, (".png",), "a picture")
-    if args.channels < 1 or args.top < 1:
-        raise GanforgeError(f"--channels {args.channels} and --top {args.top} must be at least 1")
+    if args.channels < 1 or args.top < 1 or args.images < 1:
+        raise GanforgeError(f"--channels {args.channels}, --top {args.top} and --images "
+                            f"{args.images} must be at least 1")
     d, cfg = load_discriminator_checked(args.run_dir, args.step, "filters")
     n_layers = conv_layers(d)
     layer = n_layers if args.layer is None else args.layer
@@ -464,7 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--reference", default="mnist", choices=["mnist", "stacked-mnist"],
                    help="the real data --samples is compared with (default mnist); "
                    "stacked-mnist counts modes of 1,000 and KL instead")
-    e.add_argument("--metrics", default=",".join(METRIC_CHOICES),
+    e.add_argument("--metrics",
                    help="image metrics to compute, comma-separated (default fid,kid,is,pr)")
     e.add_argument("--extractor", default="auto", choices=["auto", "classifier", "inception"],
                    help="feature space of the image metrics (default auto: the MNIST classifier "
@@ -500,7 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
     ar = sub.add_parser("arithmetic", help="add an attribute vector (thick - thin, ...) to z")
     ar.add_argument("run_dir")
     ar.add_argument("--attribute", required=True, help="thickness, slant or digit")
-    ar.add_argument("--digits", default="7,9", help="for --attribute digit: A,B turns A into B (7,9)")
+    ar.add_argument("--digits", help="for --attribute digit: A,B turns A into B (7,9)")
     ar.add_argument("--pool", type=int, default=5000, help="z drawn to form the vector (5000)")
     ar.add_argument("--edit", type=int, default=500, help="fresh z the vector is added to (500)")
     ar.add_argument("--quantile", type=float, default=0.2,
@@ -554,6 +566,19 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except GanforgeError as e:
         print(f"ganforge: error: {e}", file=sys.stderr)
+        return 2
+    except (MemoryError, RuntimeError) as e:  # torch's OutOfMemoryError is a RuntimeError
+        first = (str(e).splitlines() or [type(e).__name__])[0]
+        if not isinstance(e, MemoryError) and not any(
+                w in first for w in ("can't allocate memory", "out of memory")):
+            raise
+        import re
+
+        m = re.search(r"[Tt]ried to allocate ([\d.]+) ?(\w+)", first)
+        size = "" if m is None else f" (it asked for {float(m[1]) / 1e9:.1f} GB)" \
+            if m[2] == "bytes" else f" (it asked for {m[1]} {m[2]})"
+        print(f"ganforge: error: not enough memory for this request{size}; ask for less, e.g. "
+              "a smaller --n, --pool, --rows or train.batch_size", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ganforge: interrupted", file=sys.stderr)

@@ -111,7 +111,7 @@ def linear_probe(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tenso
 def parse_labels(text: str) -> list[int]:
     """'100,1000' -> [100, 1000]; each a multiple of 10 between 10 and 4,000."""
     try:
-        counts = [int(v) for v in text.split(",") if v.strip()]
+        counts = [int(v) for v in text.split(",")]
     except ValueError:
         counts = []
     limit = 10 * PER_CLASS_POOL
