@@ -53,3 +53,17 @@ def test_generate_in_eval_mode_and_in_chunks():
     g.eval()
     with torch.no_grad():
         assert torch.equal(whole[:3], g(z[:3], y[:3]))
+
+
+def test_generate_and_fixed_inputs_reject_wrong_labels_and_counts():
+    cond = load_config("cdcgan-mnist", ["model.g_width=8", "model.d_width=8"])
+    plain = load_config("demo", ["model.g_width=8", "model.d_width=8"])
+    (g_cond, _), (g_plain, _) = build_models(cond), build_models(plain)
+    z, y = fixed_inputs(cond, 4)
+    with pytest.raises(ValueError, match="conditional: pass labels y"):
+        generate(g_cond, z, None)
+    with pytest.raises(ValueError, match="unconditional and takes no labels"):
+        generate(g_plain, fixed_inputs(plain, 4)[0], y)
+    for n in (0, -3):
+        with pytest.raises(ValueError, match="at least 1 sample"):
+            fixed_inputs(plain, n)

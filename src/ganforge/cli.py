@@ -157,8 +157,9 @@ def _load_samples(path: Path):
         raise GanforgeError(f"--samples '{path}' must be a .npy file of (N, C, H, W) floats")
     try:
         array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise GanforgeError(f"cannot read --samples '{path}': {str(e).splitlines()[0]}") from None
+    except (OSError, ValueError) as e:  # numpy takes a file that is no .npy for a pickle
+        why = "not a NumPy .npy array file" if "pickled" in str(e) else str(e).splitlines()[0]
+        raise GanforgeError(f"cannot read --samples '{path}': {why}") from None
     if array.ndim != 4 or array.shape[1] not in (1, 3) or array.shape[0] < 4:
         raise GanforgeError(f"--samples '{path}' has shape {array.shape}; expected (N, C, H, W) "
                             "with C = 1 or 3 and N >= 4")

@@ -18,6 +18,8 @@ def fixed_inputs(cfg, n: int = 100, seed: int | None = None,
     """The same noise (and labels) every time for a seed: the 10x10 progress grid uses these.
 
     For conditional models row r of a 10-wide grid shows class r unless ``label`` fixes one."""
+    if n < 1:
+        raise ValueError(f"n={n}: ask for at least 1 sample")
     gen = torch.Generator().manual_seed(cfg.train.seed + 12345 if seed is None else seed)
     z = sample_z(n, cfg.model.z_dim, cfg.model.z_dist, gen)
     if not cfg.model.conditional:
@@ -30,7 +32,13 @@ def fixed_inputs(cfg, n: int = 100, seed: int | None = None,
 
 @torch.no_grad()
 def generate(g: nn.Module, z: Tensor, y: Tensor | None = None, batch: int = 500) -> Tensor:
-    """G(z) in eval mode (batch-norm running statistics), in chunks, returned on the CPU."""
+    """G(z) in eval mode (batch-norm running statistics), in chunks, returned on the CPU.
+    A conditional G needs labels ``y`` (N,) in 0..num_classes-1, e.g. from ``fixed_inputs``."""
+    k = getattr(g, "num_classes", 0)
+    if k and y is None:
+        raise ValueError(f"this G is conditional: pass labels y, (N,) ints in 0..{k - 1}")
+    if not k and y is not None:
+        raise ValueError("this G is unconditional and takes no labels: pass y=None")
     was_training = g.training
     g.eval()
     device = next(g.parameters()).device
