@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -447,7 +448,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="ganforge", description="Train, evaluate and explain GANs.",
-                                epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+                epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sub.add_parser("presets", help="list the presets with a one-line description")
@@ -573,8 +574,6 @@ def main(argv: list[str] | None = None) -> int:
         if not isinstance(e, MemoryError) and not any(
                 w in first for w in ("can't allocate memory", "out of memory")):
             raise
-        import re
-
         m = re.search(r"[Tt]ried to allocate ([\d.]+) ?(\w+)", first)
         size = "" if m is None else f" (it asked for {float(m[1]) / 1e9:.1f} GB)" \
             if m[2] == "bytes" else f" (it asked for {m[1]} {m[2]})"
