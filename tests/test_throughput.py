@@ -88,6 +88,14 @@ def test_profile_rows_are_per_step_differences():
     table = profile_step.top_table(rows, 4, "cpu", top=2).splitlines()
     assert table[0].startswith("self CPU time: 0.205 ms a step") and len(table) == 6
     assert table[4] == "| `aten::mm` | 1.0 | 0.200 | 97.6% |"
+    # on CUDA the kernels' self device time ranks the rows (CPU-only rows have none)
+    dev = [SimpleNamespace(key="kernel", count=8, self_device_time_total=800.0,
+                           self_cpu_time_total=0.0),
+           SimpleNamespace(key="cudaGraphLaunch", count=2, self_device_time_total=0.0,
+                           self_cpu_time_total=90.0)]
+    rows = profile_step.per_step([], dev, 2, "cuda")
+    assert rows[0] == ("kernel", 4.0, 400.0) and rows[1] == ("cudaGraphLaunch", 1.0, 0.0)
+    assert profile_step.top_table(rows, 2, "cuda").startswith("self device time: 0.400 ms")
 
 
 def test_profile_counts_the_convolutions_of_one_training_step(no_data_dir):
