@@ -108,6 +108,8 @@ def test_bad_input_is_one_line_and_exit_2(dcgan, cdcgan, mlp, tmp_path, capsys):
         (("filters", dcgan, "--layer", 3, "--out", png), "1..2"),
         (("filters", dcgan, "--out", tmp_path / "f.svg"), ".png"),
         (("filters", dcgan, "--images", 0, "--out", png), "--images 0 must be at least 1"),
+        (("filters", dcgan, "--channels", 1000, "--out", png), "--channels 1000 must be at most"),
+        (("filters", dcgan, "--images", 5, "--top", 8, "--out", png), "at most 5 (the images"),
         (("probe", dcgan, "--labels", "100,"), "multiples of 10"),  # no empty count
         (("probe", dcgan, "--grid", 100), "--grid 100 must be between 1 and 14"),
     ]

@@ -408,8 +408,9 @@ def _cmd_filters(args) -> int:
 
     from ganforge.data import load_data
     from ganforge.data.base import to_unit_range
-    from ganforge.probe import (conv_layers, first_layer_filters, load_discriminator_checked,
-                                receptive_boxes, save_filters_figure, top_activations)
+    from ganforge.probe import (conv_layers, first_layer_filters, layer_maps,
+                                load_discriminator_checked, receptive_boxes, save_filters_figure,
+                                top_activations)
 
     out = _out_file(args.out, (".png",), "a picture")
     if args.channels < 1 or args.top < 1 or args.images < 1:
@@ -426,6 +427,11 @@ def _cmd_filters(args) -> int:
     idx = idx[: args.images]
     images = to_unit_range(data.images[idx])
     labels = data.labels[idx] if cfg.model.conditional else None
+    width = layer_maps(d, images[:1], None if labels is None else labels[:1])[layer - 1].shape[1]
+    if args.channels > width or args.top > len(images):
+        raise GanforgeError(f"--channels {args.channels} must be at most {width} (layer {layer}'s "
+                            f"channels) and --top {args.top} at most {len(images)} (the images "
+                            "searched)")
     filters = first_layer_filters(d, cfg.data.channels)
     chosen, top, pos = top_activations(d, images, labels, layer, args.channels, args.top)
     boxes = receptive_boxes(d, layer, pos.reshape(-1, 2), images.shape[-1])
