@@ -25,7 +25,7 @@ from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from throughput import PRESETS, make_folder, preset_config  # noqa: E402
+from throughput import PRESETS, loop_config, make_folder  # noqa: E402
 
 from ganforge.errors import GanforgeError  # noqa: E402
 from ganforge.train.loop import train  # noqa: E402
@@ -34,10 +34,7 @@ from ganforge.train.loop import train  # noqa: E402
 def profile_train(preset: str, steps: int, device: str, overrides: list[str] = (),
                   folder: str | None = None, trace: str | None = None):
     """Profile a ``steps``-step training run; returns the profiler's per-operator averages."""
-    cfg = preset_config(preset, folder, [
-        *overrides, f"train.steps={steps}", "train.progress=false", "train.tensorboard=false",
-        f"train.sample_every={steps}", f"train.checkpoint_every={steps}", "train.eval_every=0",
-        f"train.log_every={steps}", f"train.device={device}"])
+    cfg = loop_config(preset, folder, list(overrides), steps, steps, device)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
     with tempfile.TemporaryDirectory() as tmp, profile(activities=activities) as prof:
         train(cfg, Path(tmp) / preset, log=lambda *a: None)

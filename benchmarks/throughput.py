@@ -68,6 +68,17 @@ def preset_config(preset: str, folder: str | None, overrides: list[str] = ()):
     return load_config(preset, ["loss.penalty=none", *extra, *overrides])
 
 
+def loop_config(preset: str, folder: str | None, overrides: list[str], steps: int,
+                log_every: int, device: str):
+    """``preset_config`` as the benchmarks run ganforge's loop: ``steps`` steps on ``device``,
+    a metrics record every ``log_every`` steps, no progress bar, TensorBoard or evaluation, and
+    one sample grid and one checkpoint, at the last step."""
+    return preset_config(preset, folder, [
+        *overrides, f"train.steps={steps}", "train.progress=false", "train.tensorboard=false",
+        f"train.sample_every={steps}", f"train.checkpoint_every={steps}", "train.eval_every=0",
+        f"train.log_every={log_every}", f"train.device={device}"])
+
+
 def make_folder(preset: str, root: str | Path, limit: int | None = None) -> Path:
     """The PNG folder the reference reads for ``preset`` (see the module docstring)."""
     from reference_loop import digits_folder
@@ -96,10 +107,7 @@ def measure_ganforge(preset: str, folder: str | None, steps: int, warmup: int, d
     from ganforge.train.loop import train
 
     total = warmup + steps
-    cfg = preset_config(preset, folder, [
-        *overrides, f"train.steps={total}", "train.progress=false", "train.tensorboard=false",
-        f"train.sample_every={total}", f"train.checkpoint_every={total}", "train.eval_every=0",
-        f"train.log_every={warmup or total}", f"train.device={device}"])
+    cfg = loop_config(preset, folder, list(overrides), total, warmup or total, device)
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     with tempfile.TemporaryDirectory() as tmp:

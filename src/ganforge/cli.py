@@ -312,8 +312,9 @@ def _out_file(arg: str, suffixes: tuple[str, ...], what: str) -> Path:
         raise GanforgeError(f"--out '{out}' is a folder; give a file name ending in {ends}")
     if (blocker := file_in_the_way(out)) is not None:
         raise GanforgeError(f"--out '{out}' cannot be written: '{blocker}' is a file, not a folder")
-    run = next((p for p in out.resolve().parents if is_run_folder(p)), None)
-    if out.exists() and run is not None and out.resolve().relative_to(run).parts[0] in RUN_ENTRIES:
+    where = out.resolve()
+    run = next((p for p in where.parents if is_run_folder(p)), None)
+    if out.exists() and run is not None and where.relative_to(run).parts[0] in RUN_ENTRIES:
         raise GanforgeError(f"--out '{out}' would replace a file of the run folder '{run}'; "
                             "choose a new name")
     return out
