@@ -138,8 +138,6 @@ def measure_reference(preset: str, folder: str, steps: int, warmup: int, device:
 
 
 def _child(args) -> None:
-    import torch
-
     device = resolve(args.device)
     if args.child == "folder":
         make_folder(args.presets[0], args.folder)
@@ -148,10 +146,25 @@ def _child(args) -> None:
         fn = measure_ganforge if args.child == "ganforge" else measure_reference
         extra = {"overrides": args.set} if args.child == "ganforge" else {}
         result = fn(args.presets[0], args.folder, args.steps, args.warmup, device, **extra)
-    result["env"] = {"device": device, "torch": torch.__version__,
-                     "threads": torch.get_num_threads(),
-                     "gpu": torch.cuda.get_device_name() if device.startswith("cuda") else None}
-    print("RESULT " + json.dumps(result), flush=True)
+    print("RESULT " + json.dumps({**result, "env": env_of(device)}), flush=True)
+
+
+def env_of(device: str) -> dict:
+    """What a child process reports about where it ran (read by ``header``)."""
+    import torch
+
+    return {"device": device, "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "gpu": torch.cuda.get_device_name() if device.startswith("cuda") else None}
+
+
+def child_result(cmd: list[str], what: str) -> dict:
+    """Run a benchmark's child process and return the JSON of its ``RESULT`` line; a failed
+    child raises RuntimeError with the end of its stderr."""
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"{what} failed:\n{out.stderr[-3000:]}")
+    line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT "))
+    return json.loads(line[len("RESULT "):])
 
 
 def _in_subprocess(side: str, preset: str, folder: str, steps: int = 0, warmup: int = 0,
@@ -162,11 +175,7 @@ def _in_subprocess(side: str, preset: str, folder: str, steps: int = 0, warmup: 
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", side, "--presets", preset,
            "--folder", folder, "--steps", str(steps), "--warmup", str(warmup), "--device", device,
            *(["--set", *overrides] if overrides else [])]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        raise RuntimeError(f"{side} {preset} failed:\n{out.stderr[-3000:]}")
-    line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT "))
-    return json.loads(line[len("RESULT "):])
+    return child_result(cmd, f"{side} {preset}")
 
 
 def _mib(n: float) -> str:
@@ -189,7 +198,7 @@ def format_table(rows: list[dict], device: str) -> str:
 
 
 def header(argv: list[str], env: dict, seconds: float | None = None,
-           load: float | None = None) -> str:
+           load: float | None = None, script: str = "throughput.py") -> str:
     """One line: the command, machine, device, torch version, threads, date and duration."""
     machine = f"{os.cpu_count()} x {platform.machine()} cores"
     if env.get("gpu"):
@@ -200,7 +209,7 @@ def header(argv: list[str], env: dict, seconds: float | None = None,
         took += (f", 1-minute load average {load:.2f} at the start"
                  + (" (other jobs were using the CPU)" if load >= 1.2 else ""))
     return (f"`{'OMP_NUM_THREADS=' + threads + ' ' if threads else ''}python benchmarks/"
-            f"throughput.py {' '.join(argv)}` on {machine}, device {env['device']}, torch "
+            f"{script} {' '.join(argv)}` on {machine}, device {env['device']}, torch "
             f"{env['torch']}, {env['threads']} intra-op threads "
             f"(OMP_NUM_THREADS={threads or 'unset'}), {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
             f"{took}.")

@@ -119,3 +119,44 @@ def test_profile_script_rejects_a_bad_override(capsys):
     with pytest.raises(SystemExit) as e:
         profile_step.main(["dcgan-mnist", "--set", "train.nope=1"])
     assert e.value.code == 2 and "unknown key 'train.nope'" in capsys.readouterr().err
+
+
+def test_settings_rows_say_what_they_set():
+    import settings
+
+    assert settings.overrides("graph", "bf16", "channels_last") == [
+        "train.cuda_graph=enabled", "train.compile=false", "train.precision=bf16",
+        "train.memory_format=channels_last"]
+    assert settings.overrides("compile", "fp32", "contiguous")[:2] == [
+        "train.cuda_graph=disabled", "train.compile=true"]
+    # row 0 is what "auto" gives on each device; the CPU has no CUDA graph to ask for
+    assert settings.rows_for("cuda")[0] == ("graph", "bf16", "channels_last")
+    assert settings.rows_for("cpu")[0] == ("eager", "fp32", "contiguous")
+    assert not any(step.startswith("graph") for step, _, _ in settings.rows_for("cpu"))
+    assert [step for step, _, _ in settings.rows_for("cuda")].count(
+        "graph, no cuDNN autotuning") == 1
+
+
+def test_settings_script_times_rows_and_reports_a_failed_one(no_data_dir, capsys):
+    import settings
+
+    over = [*SMALL, f"data.root={no_data_dir}"]
+    settings.main(["--preset", "gan-mnist", "--steps", "2", "--warmup", "1", "--rows", "2", "0",
+                   "--set", *over])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("`python benchmarks/settings.py --preset gan-mnist")
+    rows = [line.split(" | ") for line in out if line.startswith("| eager")]
+    assert [r[1:3] for r in rows] == [["bf16", "contiguous"], ["fp32", "contiguous"]]
+    assert rows[1][4] == "1.00x" and rows[0][4].endswith("x") and rows[0][6] == "True |"
+    settings.main(["--preset", "gan-mnist", "--rows", "1", "--set", "train.nope=1"])
+    failed = capsys.readouterr().out.splitlines()[-1]
+    assert failed.startswith("| eager | fp32 | channels_last | failed: ")
+    assert "unknown key 'train.nope'" in failed and failed.endswith("| | | |")
+
+
+def test_settings_script_rejects_a_row_it_does_not_have(capsys):
+    import settings
+
+    with pytest.raises(SystemExit) as e:
+        settings.main(["--rows", "4"])
+    assert e.value.code == 2 and "positions 0 to 3 on cpu" in capsys.readouterr().err

@@ -1,0 +1,156 @@
+"""What each fast-path setting is worth: ganforge's loop on one preset, one row per setting.
+
+    python benchmarks/settings.py --device cuda --steps 400 --warmup 50   # dcgan-64, every row
+    python benchmarks/settings.py --preset dcgan-mnist --rows 0 1         # two CPU rows
+    python benchmarks/settings.py --device cuda --set train.batch_size=256  # overrides, every row
+    python benchmarks/settings.py --device cuda --write    # also replace the table in BENCHMARKS.md
+
+Each row trains the preset the way throughput.py times ganforge's side (``measure_ganforge``:
+no gradient penalty, dcgan-64 on the 64 px digit folder, the rate from the loop's logged clock
+after ``--warmup`` steps) with ``train.cuda_graph``, ``train.compile``, ``train.precision`` and
+``train.memory_format`` set as the row says, in a fresh process each. On CUDA the last row is
+the default without cuDNN autotuning: the loop turns ``torch.backends.cudnn.benchmark`` on, and
+that row's process turns it off again after. A row that fails (torch.compile without a working
+compiler, say) is reported with its error and the others still run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import throughput  # noqa: E402  (imports no torch at module level)
+
+# (step, precision, memory format); "graph" replays the step as a CUDA graph, "compile" runs
+# G and D through torch.compile, "eager" neither. The first row of each list is the default.
+CUDA_ROWS = [("graph", "bf16", "channels_last"),
+             ("graph, no cuDNN autotuning", "bf16", "channels_last"),
+             ("graph", "bf16", "contiguous"), ("graph", "fp32", "channels_last"),
+             ("graph", "fp32", "contiguous"),
+             ("eager", "fp32", "contiguous"), ("eager", "bf16", "contiguous"),
+             ("eager", "bf16", "channels_last"),
+             ("compile", "fp32", "contiguous"), ("compile", "bf16", "contiguous")]
+CPU_ROWS = [("eager", "fp32", "contiguous"), ("eager", "fp32", "channels_last"),
+            ("eager", "bf16", "contiguous"), ("compile", "fp32", "contiguous")]
+
+
+def rows_for(device: str) -> list[tuple[str, str, str]]:
+    return CUDA_ROWS if device.startswith("cuda") else CPU_ROWS
+
+
+def overrides(step: str, precision: str, fmt: str) -> list[str]:
+    """The config overrides of a row."""
+    graph = "enabled" if step.startswith("graph") else "disabled"
+    return [f"train.cuda_graph={graph}", f"train.compile={str(step == 'compile').lower()}",
+            f"train.precision={precision}", f"train.memory_format={fmt}"]
+
+
+def _child(args) -> None:
+    import torch
+
+    if args.no_autotune:  # the loop sets cudnn.benchmark in fast_path; undo it right after
+        from ganforge.train import loop
+
+        fast_path = loop.fast_path
+
+        def without_autotuning(t, device):
+            out = fast_path(t, device)
+            torch.backends.cudnn.benchmark = False
+            return out
+
+        loop.fast_path = without_autotuning
+    result = throughput.measure_ganforge(args.preset, args.folder, args.steps, args.warmup,
+                                         args.device, args.set)
+    print("RESULT " + json.dumps({**result, "env": throughput.env_of(args.device)}), flush=True)
+
+
+def measure_row(row: tuple[str, str, str], preset: str, folder: str, steps: int, warmup: int,
+                device: str, extra: list[str] = ()) -> dict:
+    """One row's ``measure_ganforge`` result in a fresh process (``extra`` overrides first),
+    or {"error": the last line of its stderr}."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--preset", preset,
+           "--folder", folder, "--steps", str(steps), "--warmup", str(warmup),
+           "--device", device, "--set", *extra, *overrides(*row),
+           *(["--no-autotune"] if "no cuDNN" in row[0] else [])]
+    try:
+        return throughput.child_result(cmd, f"{preset} {row}")
+    except RuntimeError as e:
+        lines = [x for x in str(e).splitlines() if x.strip()]
+        return {"error": lines[-1][:160] if len(lines) > 1 else "no output"}
+
+
+def format_table(rows: list[tuple[int, tuple[str, str, str], dict]]) -> str:
+    """Markdown table of (position, row, result); row 0, the default, is the one the others
+    are compared with (when it ran)."""
+    base = next((r.get("images_per_s") for i, _, r in rows if i == 0), None)
+    lines = ["| step | precision | memory format | images/s | against the default | "
+             "peak memory | losses finite |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for _, (step, precision, fmt), r in rows:
+        if "error" in r:
+            lines.append(f"| {step} | {precision} | {fmt} | failed: {r['error']} | | | |")
+            continue
+        ratio = f"{r['images_per_s'] / base:.2f}x" if base else "-"
+        lines.append(f"| {step} | {precision} | {fmt} | {r['images_per_s']:,.0f} | {ratio} | "
+                     f"{r['peak_memory'] / 2**20:,.0f} MiB | {r['losses_finite']} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--preset", default="dcgan-64", choices=throughput.PRESETS)
+    p.add_argument("--steps", type=int, help="timed steps per row (default: throughput.py's)")
+    p.add_argument("--warmup", type=int, help="untimed steps first (default: throughput.py's)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--rows", nargs="+", type=int, metavar="I",
+                   help="only these rows, by position (0 is the default: "
+                        f"{len(CPU_ROWS)} rows on the CPU, {len(CUDA_ROWS)} on CUDA)")
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="config overrides for every row, before the row's own")
+    p.add_argument("--write", action="store_true", help="replace the table in BENCHMARKS.md")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--no-autotune", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--folder", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        return _child(args)
+    table_rows = rows_for(args.device)
+    chosen = args.rows if args.rows is not None else range(len(table_rows))
+    if any(not 0 <= i < len(table_rows) for i in chosen):
+        p.error(f"--rows takes positions 0 to {len(table_rows) - 1} on {args.device}")
+    steps = args.steps if args.steps is not None else throughput.DEFAULT_STEPS[args.preset][0]
+    warmup = args.warmup if args.warmup is not None else throughput.DEFAULT_STEPS[args.preset][1]
+
+    t_start, load = time.time(), os.getloadavg()[0]
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = str(Path(tmp) / "images")
+        if args.preset == "dcgan-64":  # the others train on the bundled digits
+            throughput._in_subprocess("folder", args.preset, folder)
+        for i in chosen:
+            row = table_rows[i]
+            r = measure_row(row, args.preset, folder, steps, warmup, args.device, args.set)
+            results.append((i, row, r))
+            print(f"{', '.join(row)}: " + (f"failed: {r['error']}" if "error" in r
+                                            else f"{r['images_per_s']:,.0f} images/s"),
+                  file=sys.stderr, flush=True)
+    env = next((r["env"] for _, _, r in results if "env" in r),
+               {"device": args.device, "torch": "?", "threads": "?", "gpu": None})
+    head = throughput.header(argv, env, time.time() - t_start, load, script="settings.py")
+    text = head + "\n\n" + format_table(results)
+    print(text)
+    if args.write:
+        from _doc import replace_block
+
+        replace_block("settings-gpu" if args.device == "cuda" else "settings", text)
+
+
+if __name__ == "__main__":
+    main()
