@@ -11,6 +11,7 @@ from torch import nn
 
 from ganforge.sampling import fixed_inputs, generate
 from ganforge.viz import save_grid
+from ganforge.viz.plots import figure
 
 TOY_FRAME_SAMPLES = 2500
 
@@ -100,12 +101,8 @@ def evaluate(g: nn.Module, data, cfg, n: int | None = None) -> dict:
 
 def save_toy_samples(samples: np.ndarray, data, path: Path) -> None:
     """A plain picture of toy samples: a histogram over p_data (1-D) or a scatter (2-D)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     lo, hi = toy_bounds(data)
-    fig, ax = plt.subplots(figsize=(6, 5 if data.dim == 1 else 6))
+    fig, ax = figure(figsize=(6, 5 if data.dim == 1 else 6))
     if data.dim == 1:
         xs = torch.linspace(lo, hi, 600)
         ax.plot(xs, data.density(xs[:, None]), label="p_data", color="tab:blue")
@@ -122,4 +119,3 @@ def save_toy_samples(samples: np.ndarray, data, path: Path) -> None:
     ax.legend(loc="upper right")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)

@@ -42,16 +42,22 @@ def read_metrics(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def figure(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] | None = None,
+           **subplots):
+    """(Figure, axes) made without pyplot, so a user's matplotlib backend (Jupyter's inline one,
+    say) stays as it was; ``fig.savefig`` writes the PNG through Agg by itself."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, **subplots)
+
+
 def plot_curves(records: list[dict], out: Path) -> None:
     """Losses, D accuracy with D(x) and D(G(z)), and the JS estimate against step (seed 000)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     if not records:
         return
     step = [r["step"] for r in records]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    fig, axes = figure(1, 3, figsize=(15, 4))
     panels = [
         ("losses", [("d_loss", "D loss"), ("g_loss", "G loss")]),
         ("discriminator", [("d_acc", "D accuracy"), ("d_real", "mean D(x)"),
@@ -71,4 +77,3 @@ def plot_curves(records: list[dict], out: Path) -> None:
     axes[2].set_ylim(min([0.0] + js) - 0.02, 0.75)  # one batch's estimate can dip below 0
     fig.tight_layout()
     fig.savefig(out, dpi=100)
-    plt.close(fig)

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from ganforge.viz.plots import figure
+
 DPI = 100
 FIGSIZE_1D = (8.0, 4.8)   # inches -> 800 x 480 px
 FIGSIZE_2D = (6.5, 6.0)   # inches -> 650 x 600 px (room for the colour bar and legend)
@@ -44,13 +46,6 @@ def kde_1d(samples: Any, xs: Any, bandwidth: float | None = None) -> np.ndarray:
     return np.exp(-0.5 * u * u).sum(axis=1) / (len(s) * bandwidth * np.sqrt(2 * np.pi))
 
 
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
 def frame_1d(path: Path, xs: Any, p_data: Any, fake_samples: Any, d_of_x: Any, step: int,
              ylim: tuple[float, float] | None = None) -> None:
     """One frame of a 1-D run: p_data(x), a density histogram of G's samples, D(x) and the
@@ -59,7 +54,6 @@ def frame_1d(path: Path, xs: Any, p_data: Any, fake_samples: Any, d_of_x: Any, s
     Densities and D share one axis; the y range is fixed (default 0 .. max(1.05, 1.2 max p_data))
     so a collapsed G's tall histogram is cut off rather than rescaling the frame.
     """
-    plt = _pyplot()
     xs, p_data, d_of_x = _numpy(xs), _numpy(p_data), _numpy(d_of_x)
     fake = _numpy(fake_samples).ravel()
     p_g = kde_1d(fake, xs)
@@ -68,7 +62,7 @@ def frame_1d(path: Path, xs: Any, p_data: Any, fake_samples: Any, d_of_x: Any, s
     d_star = np.where(total > 1e-3 * total.max(), p_data / np.maximum(total, 1e-300), np.nan)
     ylim = ylim or (0.0, max(1.05, 1.2 * float(p_data.max())))
 
-    fig, ax = plt.subplots(figsize=FIGSIZE_1D)
+    fig, ax = figure(figsize=FIGSIZE_1D)
     ax.fill_between(xs, p_data, color=REAL_COLOUR, alpha=0.25, label="p_data(x)")
     ax.plot(xs, p_data, color=REAL_COLOUR, linewidth=1.5)
     ax.hist(fake, bins=np.linspace(xs[0], xs[-1], 121), density=True, color=FAKE_COLOUR,
@@ -88,7 +82,6 @@ def frame_1d(path: Path, xs: Any, p_data: Any, fake_samples: Any, d_of_x: Any, s
               frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
-    plt.close(fig)
 
 
 def frame_2d(path: Path, real: Any, fake: Any, grid_x: Any, grid_y: Any, d_grid: Any,
@@ -100,13 +93,12 @@ def frame_2d(path: Path, real: Any, fake: Any, grid_x: Any, grid_y: Any, d_grid:
     D at (grid_x[j], grid_y[i]); the plot's limits are the grid's, so every frame shows the same
     window.
     """
-    plt = _pyplot()
     gx, gy, d = _numpy(grid_x), _numpy(grid_y), _numpy(d_grid)
     if gx.ndim == 2:  # a meshgrid was passed: take its axes
         gx, gy = gx[0], gy[:, 0]
     real, fake = _numpy(real).reshape(-1, 2), _numpy(fake).reshape(-1, 2)
 
-    fig, ax = plt.subplots(figsize=FIGSIZE_2D)
+    fig, ax = figure(figsize=FIGSIZE_2D)
     mesh = ax.pcolormesh(gx, gy, d, cmap="gray", vmin=0.0, vmax=1.0, shading="auto")
     fig.colorbar(mesh, ax=ax, label="D(x)", fraction=0.046, pad=0.04)  # as tall as the axes
     ax.scatter(real[:, 0], real[:, 1], s=6, color=REAL_COLOUR, label="real", alpha=0.8,
@@ -123,4 +115,3 @@ def frame_2d(path: Path, real: Any, fake: Any, grid_x: Any, grid_y: Any, d_grid:
               fontsize=8, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
-    plt.close(fig)
