@@ -159,6 +159,10 @@ def test_mlp_accepts_any_image_size():
     ("train.steps=0", "train.steps"), ("train.batch_size=-1", "train.batch_size"),
     ("data.limit=0", "data.limit"), ("optim.lr_g=0", "optim.lr_g"),
     ("optim.beta1=1.0", "optim.beta1"), ("train.device=tpu", "train.device"),
+    ("train.device=cuda:x", "train.device"), ("model.g_hidden=[256,0]", "model.g_hidden"),
+    ("model.d_hidden=[-1]", "model.d_hidden"), ("optim.lr_d=.inf", "optim.lr_d"),
+    ("loss.penalty_weight=-1", "loss.penalty_weight"), ("loss.instance_noise=.nan", "instance"),
+    ("optim.clip_d=.inf", "optim.clip_d"),
 ])
 def test_ranges(override, key):
     assert key in one_line_error("demo", [override])
@@ -235,3 +239,63 @@ def test_python_callers_get_clear_type_errors():
             load_config("demo", overrides)
     with pytest.raises(ConfigError, match="train needs a Config"):
         train({"train": {}}, "unused")
+
+
+def test_none_overrides_are_no_overrides():
+    assert load_config("demo", None) == load_config("demo")
+
+
+def test_train_checks_a_config_changed_after_load_config(tiny, tmp_path):
+    """train() validates again: a field set by hand is checked like an override, before the
+    run folder is made, and a string that OmegaConf can read as the field's type is converted."""
+    from ganforge.train.loop import train
+
+    cfg = load_config("demo", tiny(2))
+    for key, value, words in [("steps", 0, "train.steps=0 is out of range"),
+                              ("batch_size", "lots", "train.batch_size"),
+                              ("device", "gpu", "train.device='gpu' is not known")]:
+        bad = load_config("demo", tiny(2))
+        setattr(bad.train, key, value)
+        with pytest.raises(ConfigError, match=words):
+            train(bad, tmp_path / "run", log=lambda *a: None)
+        assert not (tmp_path / "run").exists()
+    bad = load_config("demo", tiny(2))
+    bad.model.g_hidden = [0]
+    bad.model.arch = "mlp"
+    with pytest.raises(ConfigError, match="model.g_hidden"):
+        train(bad, tmp_path / "run", log=lambda *a: None)
+    cfg.train.batch_size = "8"
+    run = train(cfg, tmp_path / "run", log=lambda *a: None)
+    assert "batch_size: 8\n" in (run / "config.yaml").read_text()
+
+
+def test_train_leaves_the_global_rng_and_the_plot_backend_alone(tiny, tmp_path, monkeypatch):
+    import matplotlib
+    import torch
+
+    from ganforge.train.loop import train
+
+    used = []
+    monkeypatch.setattr(matplotlib, "use", lambda *a, **k: used.append(a))
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    run = train(load_config("demo", tiny(2)), tmp_path / "run", log=lambda *a: None)
+    assert torch.equal(torch.rand(3), expected) and used == []
+    assert (run / "curves.png").stat().st_size > 0
+    torch.manual_seed(123)
+    train(load_config("demo", tiny(4)), run, resume=True, log=lambda *a: None)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_load_generator_checks_step_and_device(tiny, tmp_path):
+    from ganforge.train.checkpoint import load_generator
+    from ganforge.train.loop import train
+
+    run = train(load_config("demo", tiny(2)), tmp_path / "run", log=lambda *a: None)
+    for step in ("2", 2.0):
+        with pytest.raises(TypeError, match="as an int"):
+            load_generator(run, step=step)
+    with pytest.raises(ConfigError, match="device='gpu' is not known; choose auto, cpu, cuda"):
+        load_generator(run, device="gpu")
+    assert load_generator(str(run), step=2, device="auto")[1].train.steps == 2

@@ -4,6 +4,7 @@ never the losses, that channels_last trains what contiguous trains and checkpoin
 exactly, and that a compiled run matches an eager one."""
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 
@@ -138,6 +139,7 @@ def test_cuda_graph_auto_captures_only_steps_that_replay_as_recorded(extra, grap
 def test_cuda_graph_enabled_says_why_it_cannot(tiny, tmp_path, capsys, monkeypatch, extra, why):
     monkeypatch.setattr(loop, "resolve_device", lambda name: torch.device(
         "cuda" if name == "cuda" else "cpu"))  # claims CUDA without touching it
+    monkeypatch.setattr(torch.random, "fork_rng", lambda devices: contextlib.nullcontext())
     assert cli("train", "demo", *tiny(2), "train.cuda_graph=enabled", *extra,
                "--out", tmp_path / "r") == 2
     line = one_error_line(capsys)

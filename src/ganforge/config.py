@@ -7,6 +7,8 @@ messages that name the key and what is accepted, and checks registry names and r
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -123,6 +125,7 @@ DECAYS = ("none", "linear", "cosine")
 PRECISIONS = ("auto", "fp32", "bf16")
 MEMORY_FORMATS = ("auto", "contiguous", "channels_last")
 CUDA_GRAPH = ("auto", "enabled", "disabled")
+DEVICES = "auto, cpu, cuda, cuda:N (N = 0, 1, ...) or mps"
 PRESET_PACKAGE = "ganforge.presets"
 
 
@@ -248,6 +251,7 @@ def load_config(preset: str, overrides: list[str] = ()) -> Config:
     if not isinstance(preset, (str, Path)):
         raise ConfigError(f"preset must be a preset name or a path to a .yaml file, not "
                           f"{type(preset).__name__}")
+    overrides = [] if overrides is None else overrides
     if isinstance(overrides, str) or not all(isinstance(o, str) for o in overrides):
         raise ConfigError("overrides must be a list of 'key=value' strings, e.g. "
                           "['train.steps=300']")
@@ -255,8 +259,9 @@ def load_config(preset: str, overrides: list[str] = ()) -> Config:
     return build_config(preset_dict(preset), (parse_overrides(list(overrides)), "overrides"))
 
 
-def load_run_config(path: Path, overrides: list[str] = ()) -> Config:
-    """The resolved config a run folder holds, with optional overrides on top."""
+def load_run_config(path: str | Path, overrides: list[str] = ()) -> Config:
+    """The resolved config a run folder holds (``RUN/config.yaml``), with optional overrides."""
+    path = Path(path)
     if path.is_dir():
         raise ConfigError(f"{path} is a folder, not a file; is this a ganforge run folder?")
     if not path.is_file():
@@ -301,8 +306,9 @@ def validate(cfg: Config) -> None:
     _choice("train.precision", cfg.train.precision, PRECISIONS)
     _choice("train.memory_format", cfg.train.memory_format, MEMORY_FORMATS)
     _choice("train.cuda_graph", cfg.train.cuda_graph, CUDA_GRAPH)
-    if cfg.optim.clip_d is not None and not cfg.optim.clip_d > 0:
-        raise ConfigError(f"optim.clip_d={cfg.optim.clip_d} must be > 0 (or null for no clipping)")
+    if cfg.optim.clip_d is not None and not 0 < cfg.optim.clip_d < math.inf:
+        raise ConfigError(f"optim.clip_d={cfg.optim.clip_d} must be finite and > 0 (or null for no "
+                          "clipping)")
     if cfg.train.unroll_steps < 0:
         raise ConfigError(f"train.unroll_steps={cfg.train.unroll_steps} must be >= 0")
     if cfg.train.unroll_steps and cfg.optim.name != "adam":
@@ -321,11 +327,12 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"train.ema_start={cfg.train.ema_start} must be >= 0")
     if cfg.train.eval_every < 0:
         raise ConfigError(f"train.eval_every={cfg.train.eval_every} must be >= 0 (0 = off)")
-    if cfg.loss.info_weight < 0:
-        raise ConfigError(f"loss.info_weight={cfg.loss.info_weight} must be >= 0 (0 = no "
-                          "classifier term for model.g_components)")
-    if cfg.loss.instance_noise < 0:
-        raise ConfigError(f"loss.instance_noise={cfg.loss.instance_noise} must be >= 0 (0 = off)")
+    if not 0 <= cfg.loss.info_weight < math.inf:
+        raise ConfigError(f"loss.info_weight={cfg.loss.info_weight} must be finite and >= 0 "
+                          "(0 = no classifier term for model.g_components)")
+    if not 0 <= cfg.loss.instance_noise < math.inf:
+        raise ConfigError(f"loss.instance_noise={cfg.loss.instance_noise} must be finite and "
+                          ">= 0 (0 = off)")
     if cfg.loss.instance_noise_steps < 0:
         raise ConfigError(f"loss.instance_noise_steps={cfg.loss.instance_noise_steps} must be "
                           ">= 0 (0 = anneal over train.steps)")
@@ -351,17 +358,23 @@ def validate(cfg: Config) -> None:
     if cfg.train.batch_size % cfg.model.pack:
         raise ConfigError(f"train.batch_size={cfg.train.batch_size} must be a multiple of "
                           f"model.pack={cfg.model.pack} (D judges packs of that many samples)")
-    for key in ("optim.lr_g", "optim.lr_d"):
+    for key in ("model.g_hidden", "model.d_hidden"):
+        sizes = getattr(cfg.model, key.split(".")[1])
+        if any(n < 1 for n in sizes):
+            raise ConfigError(f"{key}={sizes} is out of range; every layer needs >= 1 unit")
+    for key, low in (("optim.lr_g", 0), ("optim.lr_d", 0), ("loss.penalty_weight", None)):
         section, name = key.split(".")
-        if not getattr(getattr(cfg, section), name) > 0:
-            raise ConfigError(f"{key} must be > 0")
+        value = getattr(getattr(cfg, section), name)
+        if not math.isfinite(value) or (value <= low if low is not None else value < 0):
+            raise ConfigError(f"{key}={value} is out of range; it must be a finite number "
+                              f"{'> 0' if low is not None else '>= 0'}")
     for key in ("optim.beta1", "optim.beta2"):
         value = getattr(cfg.optim, key.split(".")[1])
         if not 0 <= value < 1:
             raise ConfigError(f"{key}={value} is out of range; it must be in [0, 1)")
     dev = cfg.train.device
-    if not (dev in ("auto", "cpu", "cuda", "mps") or dev.startswith("cuda:")):
-        raise ConfigError(f"train.device='{dev}' is not known; choose auto, cpu, cuda or cuda:N")
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", dev):
+        raise ConfigError(f"train.device='{dev}' is not known; choose {DEVICES}")
     from ganforge.data import is_toy
     from ganforge.data.toy import check_toy
 

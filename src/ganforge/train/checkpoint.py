@@ -188,7 +188,12 @@ def _load_model(run_dir: str | Path, step: int | None, which: str,
     the average wherever the checkpoint has one."""
     from ganforge.config import load_run_config
     from ganforge.models import build_models
+    from ganforge.train.loop import resolve_device
 
+    if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
+        raise TypeError(f"step={step!r}: pass a checkpoint's step as an int, or None for the "
+                        "newest")
+    device = resolve_device(device, what="device")
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir / "config.yaml")
     if step is None:

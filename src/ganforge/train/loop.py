@@ -36,13 +36,28 @@ from ganforge.viz import make_gif, plot_curves
 from ganforge.viz.plots import read_metrics
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str | torch.device, what: str = "train.device") -> torch.device:
+    """``name`` ("auto", "cpu", "cuda", "cuda:N", "mps" or a torch.device) as a device this
+    machine has; ``what`` names the setting in the one-line error otherwise."""
+    from ganforge.config import DEVICES
+
+    name = str(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"{what}='{name}' is not known; choose {DEVICES}")
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"train.device='{name}' but no CUDA device is available; "
-                          "use train.device=cpu or auto")
+        raise ConfigError(f"{what}='{name}' but no CUDA device is available; use cpu or auto")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(f"{what}='{name}' but this machine has {torch.cuda.device_count()} "
+                          "CUDA device(s), numbered from 0")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"{what}='{name}' but no MPS (Apple GPU) device is available; "
+                          "use cpu or auto")
     return device
 
 
@@ -119,8 +134,9 @@ def _prepare_new_run(run_dir: Path, overwrite: bool, write: bool = True) -> None
                           "folder; choose another --out")
     if run_dir.exists() and any(run_dir.iterdir()):
         if not overwrite:
-            raise ConfigError(f"run folder '{run_dir}' already exists; pass --overwrite to "
-                              "replace it, --resume to continue it, or choose another --out")
+            raise ConfigError(f"run folder '{run_dir}' already exists; pass --overwrite "
+                              "(overwrite=True) to replace it, --resume (resume=True) to "
+                              "continue it, or choose another --out")
         # --overwrite deletes the folder: only ever a ganforge run, never what else it holds
         here = Path.cwd().resolve()
         if run_dir.resolve() in (here, *here.parents):
@@ -179,17 +195,26 @@ def _png_as_chw(path: Path) -> torch.Tensor:
 def train(cfg: Config, run_dir: str | Path, *, overwrite: bool = False, resume: bool = False,
           log=print) -> Path:
     """Train ``cfg`` into ``run_dir`` (or continue it from its newest checkpoint with
-    ``resume=True``). Returns the run folder. Nothing is written until every input checks out.
+    ``resume=True``). Returns the run folder. Nothing is written until every input checks out,
+    the config too, even if it was changed after ``load_config``. With ``resume=True`` ``cfg``
+    replaces the run's config.yaml; ``load_run_config(RUN / "config.yaml", overrides)`` gives
+    the run's own, as ``ganforge train --resume`` uses. torch's global random state is as it
+    was when this returns.
 
     Under ``torchrun`` each process trains on its share of ``train.batch_size`` (see dist.py);
     only rank 0 logs and writes the run folder."""
+    from ganforge.config import as_dict, build_config
+
     if not isinstance(cfg, Config):
         raise ConfigError(f"train needs a Config, e.g. ganforge.load_config('demo'), not "
                           f"{type(cfg).__name__}")
+    cfg = build_config(as_dict(cfg), base_name="the config given to train")
     device = dist.setup(resolve_device(cfg.train.device))
+    cuda = [device.index or 0] if device.type == "cuda" else []
     try:
-        return _train(cfg, Path(run_dir), device, overwrite, resume,
-                      log if dist.is_main() else lambda *a, **k: None)
+        with torch.random.fork_rng(devices=cuda):  # the loop seeds torch's global generator
+            return _train(cfg, Path(run_dir), device, overwrite, resume,
+                          log if dist.is_main() else lambda *a, **k: None)
     finally:
         dist.teardown()
 
