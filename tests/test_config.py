@@ -299,3 +299,26 @@ def test_load_generator_checks_step_and_device(tiny, tmp_path):
     with pytest.raises(ConfigError, match="device='gpu' is not known; choose auto, cpu, cuda"):
         load_generator(run, device="gpu")
     assert load_generator(str(run), step=2, device="auto")[1].train.steps == 2
+
+
+def test_resolve_device_names_what_this_machine_lacks(monkeypatch):
+    import torch
+
+    from ganforge.train.loop import resolve_device
+
+    assert resolve_device(torch.device("cpu")) == torch.device("cpu")
+    for name, words in [("tpu", "'tpu' is not known; choose auto, cpu, cuda, cuda:N"),
+                        ("cuda:x", "is not known"), ("meta", "is not known")]:
+        with pytest.raises(ConfigError, match=words):
+            resolve_device(name, what="device")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="no MPS"):
+        resolve_device("mps")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="train.device='cuda:1' but no CUDA device"):
+        resolve_device("cuda:1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ConfigError, match="has 1 CUDA device"):
+        resolve_device("cuda:1")
+    assert resolve_device("cuda:0") == torch.device("cuda:0")
