@@ -67,3 +67,42 @@ def test_generate_and_fixed_inputs_reject_wrong_labels_and_counts():
     for n in (0, -3):
         with pytest.raises(ValueError, match="at least 1 sample"):
             fixed_inputs(plain, n)
+
+
+def test_generate_checks_z_and_labels_and_restores_the_mode():
+    cond = load_config("cdcgan-mnist", ["model.g_width=8", "model.d_width=8", "model.z_dim=5"])
+    g, _ = build_models(cond)
+    g.train()
+    z, y = fixed_inputs(cond, 4)
+    bad_z = [torch.zeros(4, 6), torch.zeros(5), torch.zeros(0, 5), z.numpy(),
+             torch.zeros(4, 5, dtype=torch.int64)]
+    for bad in bad_z:
+        with pytest.raises(ValueError, match=r"z must be a float tensor of shape \(N, 5\)"):
+            generate(g, bad, y)
+    for bad in (y[:3], y + 10, -y - 1, y.float(), torch.zeros(4, 9)):
+        with pytest.raises(ValueError, match="one integer label in 0..9 .* of the 4 rows of z"):
+            generate(g, z, bad)
+    with pytest.raises(ValueError, match="batch=0"):
+        generate(g, z, y, batch=0)
+    assert g.training  # every error above left the mode as it was
+    assert torch.equal(generate(g, z, y.int()), generate(g, z, y))  # any integer labels
+    g.eval()
+    assert not generate(g, z, y).isnan().any() and not g.training
+    g_bf16 = build_models(cond)[0].to(torch.bfloat16)  # z is cast to the model's dtype
+    assert generate(g_bf16, z, y).dtype == torch.float32
+
+
+def test_fixed_inputs_and_sample_z_reject_what_they_cannot_honour():
+    plain = load_config("demo")
+    cond = load_config("cdcgan-mnist")
+    with pytest.raises(ValueError, match="unconditional and takes none"):
+        fixed_inputs(plain, 5, label=3)
+    for label in (10, -1, 2.0):
+        with pytest.raises(ValueError, match="choose a class in 0..9"):
+            fixed_inputs(cond, 5, label=label)
+    with pytest.raises(ValueError, match="at least 1 sample"):
+        fixed_inputs(plain, 2.5)
+    with pytest.raises(TypeError, match="needs the run's Config"):
+        fixed_inputs("runs/x", 2)
+    with pytest.raises(ValueError, match="dist='gauss' is not known; choose normal or uniform"):
+        sample_z(3, 4, "gauss")

@@ -8,6 +8,8 @@ from torch import Tensor, nn
 def sample_z(n: int, z_dim: int, dist: str, generator: torch.Generator | None = None,
              device: torch.device | str = "cpu") -> Tensor:
     """(n, z_dim) noise: ``normal`` is N(0, 1), ``uniform`` is U(-1, 1) (carpedm20, seed 003)."""
+    if dist not in ("normal", "uniform"):
+        raise ValueError(f"dist='{dist}' is not known; choose normal or uniform")
     if dist == "uniform":
         return torch.rand(n, z_dim, generator=generator, device=device).mul_(2).sub_(1)
     return torch.randn(n, z_dim, generator=generator, device=device)
@@ -18,8 +20,17 @@ def fixed_inputs(cfg, n: int = 100, seed: int | None = None,
     """The same noise (and labels) every time for a seed: the 10x10 progress grid uses these.
 
     For conditional models row r of a 10-wide grid shows class r unless ``label`` fixes one."""
-    if n < 1:
-        raise ValueError(f"n={n}: ask for at least 1 sample")
+    from ganforge.config import Config
+
+    if not isinstance(cfg, Config):
+        raise TypeError(f"fixed_inputs needs the run's Config (load_generator returns it), not "
+                        f"{type(cfg).__name__}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n={n!r}: ask for at least 1 sample (a whole number)")
+    k = cfg.model.num_classes if cfg.model.conditional else 0
+    if label is not None and not (k and isinstance(label, int) and 0 <= label < k):
+        raise ValueError(f"label={label!r}: " + (f"choose a class in 0..{k - 1}" if k else
+                                                 "this model is unconditional and takes none"))
     gen = torch.Generator().manual_seed(cfg.train.seed + 12345 if seed is None else seed)
     z = sample_z(n, cfg.model.z_dim, cfg.model.z_dist, gen)
     if not cfg.model.conditional:
@@ -33,18 +44,35 @@ def fixed_inputs(cfg, n: int = 100, seed: int | None = None,
 @torch.no_grad()
 def generate(g: nn.Module, z: Tensor, y: Tensor | None = None, batch: int = 500) -> Tensor:
     """G(z) in eval mode (batch-norm running statistics), in chunks, returned on the CPU.
-    A conditional G needs labels ``y`` (N,) in 0..num_classes-1, e.g. from ``fixed_inputs``."""
-    k = getattr(g, "num_classes", 0)
+    A conditional G needs labels ``y``: (N,) ints in 0..num_classes-1, e.g. from
+    ``fixed_inputs``, or (N, num_classes) floats, a soft label such as a mix of two one-hots."""
+    k, z_dim = getattr(g, "num_classes", 0), getattr(g, "z_dim", None)
+    if (not torch.is_tensor(z) or z.dim() != 2 or not z.is_floating_point() or not len(z)
+            or z.shape[1] != (z_dim or z.shape[1])):
+        got = f"{tuple(z.shape)} {z.dtype}" if torch.is_tensor(z) else type(z).__name__
+        raise ValueError(f"z must be a float tensor of shape (N, {z_dim or 'z_dim'}) with N >= 1, "
+                         f"not {got}")
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ValueError(f"batch={batch!r}: it must be a whole number >= 1")
     if k and y is None:
         raise ValueError(f"this G is conditional: pass labels y, (N,) ints in 0..{k - 1}")
     if not k and y is not None:
         raise ValueError("this G is unconditional and takes no labels: pass y=None")
+    if y is not None:
+        soft = torch.is_tensor(y) and y.is_floating_point() and y.shape == (len(z), k)
+        if not soft and (not torch.is_tensor(y) or y.shape != (len(z),) or y.is_floating_point()
+                         or y.dtype == torch.bool or int(y.min()) < 0 or int(y.max()) >= k):
+            raise ValueError(f"y must hold one integer label in 0..{k - 1} (or a float row of "
+                             f"{k} label weights) for each of the {len(z)} rows of z")
+        y = y if soft else y.long()
+    param = next(g.parameters())
     was_training = g.training
     g.eval()
-    device = next(g.parameters()).device
-    out = []
-    for i in range(0, len(z), batch):
-        yi = None if y is None else y[i: i + batch].to(device)
-        out.append(g(z[i: i + batch].to(device), yi).float().cpu())
-    g.train(was_training)
+    try:
+        out = []
+        for i in range(0, len(z), batch):
+            yi = None if y is None else y[i: i + batch].to(param.device)
+            out.append(g(z[i: i + batch].to(param.device, param.dtype), yi).float().cpu())
+    finally:
+        g.train(was_training)
     return torch.cat(out)

@@ -35,7 +35,8 @@ class DCGANGenerator(nn.Module):
     def __init__(self, z_dim: int, channels: int, image_size: int, width: int = 64,
                  num_classes: int = 0):
         super().__init__()
-        self.num_classes = k = num_classes
+        self.z_dim, self.num_classes = z_dim, num_classes
+        k = num_classes
         s0, n_up = _plan(image_size)
         widths = [width * 2 ** (n_up - 1 - i) for i in range(n_up)]  # e.g. 1024, 512, 256, 128
         blocks = [nn.Sequential(nn.ConvTranspose2d(z_dim + k, widths[0], s0, 1, 0, bias=False),

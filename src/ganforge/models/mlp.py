@@ -40,7 +40,7 @@ class MLPGenerator(nn.Module):
                  num_classes: int = 0, toy: bool = False, components: int = 1,
                  z_dist: str = "normal"):
         super().__init__()
-        self.out_shape, self.num_classes = out_shape, num_classes
+        self.z_dim, self.out_shape, self.num_classes = z_dim, out_shape, num_classes
         self.components, self.z_dist = components, z_dist
         layers: list[nn.Module] = []
         width = z_dim + num_classes + (components if components > 1 else 0)
