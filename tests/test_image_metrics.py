@@ -157,6 +157,13 @@ def test_images_are_fitted_to_grey_28():
     assert torch.equal(to_digit_images(uint8), torch.full((2, 1, 28, 28), -1.0))
 
 
+@pytest.mark.parametrize("shape", [(2, 2, 28, 28), (2, 4, 28, 28), (2, 28, 28, 1), (2, 28, 28)])
+def test_images_it_cannot_convert_are_an_error(shape):
+    # they used to come back as (2, 2, 28, 28), (2, 4, ...), (2, 28, 28, 28) or (2, 28, 28)
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\) with C = 1 \(grey\) or 3 .*got shape"):
+        to_digit_images(torch.zeros(shape))
+
+
 def test_reference_features_are_cached_and_keyed(digits, tmp_path):
     x = digits[0][:64]
     first = reference_features("mnist", x)

@@ -146,6 +146,9 @@ def to_digit_images(images) -> Tensor:
     """(N, C, H, W) float in [-1, 1] or uint8 -> (N, 1, 28, 28) float32 in [-1, 1]: RGB becomes
     grey (ITU-R 601 luma), other sizes are resized (bilinear, antialiased)."""
     x = torch.as_tensor(images)
+    if x.ndim != 4 or x.shape[1] not in (1, 3):
+        raise ValueError(f"images must be (N, C, H, W) with C = 1 (grey) or 3 (RGB), got shape "
+                         f"{tuple(x.shape)}")
     x = x.float() / 127.5 - 1 if x.dtype == torch.uint8 else x.float()
     if x.shape[1] == 3:
         x = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
