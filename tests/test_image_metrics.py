@@ -126,6 +126,26 @@ def test_conditional_accuracy_by_hand():
     assert acc["per_class"] == [pytest.approx(0.5), pytest.approx(2 / 3), 1.0, None]
 
 
+def test_metrics_reject_inputs_they_cannot_score():
+    a = torch.randn(50, 8)
+    cases = [  # each used to fail inside torch (LinAlgError, matmul, stack) or return NaN
+        (lambda: fid(a, torch.randn(50, 5)), r"fid needs two \(N, d\) .*\(50, 8\) and \(50, 5\)"),
+        (lambda: fid(a[:1], a[:1]), r"fid needs .* N >= 2"),
+        (lambda: fid(a[:, 0], a[:, 1]), r"fid needs .*got shapes \(50,\) and \(50,\)"),
+        (lambda: kid(a, torch.randn(50, 5)), r"kid needs two \(N, d\)"),
+        (lambda: kid(a, a, subsets=0), "kid needs subset_size >= 2 and subsets >= 1"),
+        (lambda: precision_recall(a, torch.randn(50, 5)), r"precision/recall needs two \(N, d\)"),
+        (lambda: inception_score(torch.zeros(0, 10)), r"\(N, classes\) logits with N >= 1"),
+        (lambda: inception_score(a, splits=0), "splits >= 1; got shape"),
+        (lambda: conditional_accuracy(torch.tensor([1, 2, 3]), torch.tensor([1, 2])),
+         r"one requested label per sample .*got \(3,\) predictions and \(2,\) labels"),
+        (lambda: conditional_accuracy(torch.tensor([]), torch.tensor([])), "at least one"),
+    ]
+    for call, words in cases:
+        with pytest.raises(ValueError, match=words):
+            call()
+
+
 # ----------------------------------------------------------------------------- classifier
 
 def test_shipped_classifier_reaches_its_accuracy_on_held_out_digits():
@@ -182,6 +202,7 @@ def test_score_images_keys(digits):
     assert result["cond_acc"] > 0.95 and result["precision"] > 0.8
     only = score_images(x[:50], x[50:100], metrics=("fid",))
     assert set(only) == {"fid"}
+    assert score_images(x[:50], x[50:100], metrics="fid") == only  # was "unknown metric 'f'"
     with pytest.raises(ValueError, match="unknown metric"):
         score_images(x[:50], x[50:100], metrics=("bogus",))
 
