@@ -126,6 +126,26 @@ def test_conditional_accuracy_by_hand():
     assert acc["per_class"] == [pytest.approx(0.5), pytest.approx(2 / 3), 1.0, None]
 
 
+def test_metrics_reject_inputs_they_cannot_score():
+    a = torch.randn(50, 8)
+    cases = [  # each used to fail inside torch (LinAlgError, matmul, stack) or return NaN
+        (lambda: fid(a, torch.randn(50, 5)), r"fid needs two \(N, d\) .*\(50, 8\) and \(50, 5\)"),
+        (lambda: fid(a[:1], a[:1]), r"fid needs .* N >= 2"),
+        (lambda: fid(a[:, 0], a[:, 1]), r"fid needs .*got shapes \(50,\) and \(50,\)"),
+        (lambda: kid(a, torch.randn(50, 5)), r"kid needs two \(N, d\)"),
+        (lambda: kid(a, a, subsets=0), "kid needs subset_size >= 2 and subsets >= 1"),
+        (lambda: precision_recall(a, torch.randn(50, 5)), r"precision/recall needs two \(N, d\)"),
+        (lambda: inception_score(torch.zeros(0, 10)), r"\(N, classes\) logits with N >= 1"),
+        (lambda: inception_score(a, splits=0), "splits >= 1; got shape"),
+        (lambda: conditional_accuracy(torch.tensor([1, 2, 3]), torch.tensor([1, 2])),
+         r"one requested label per sample .*got \(3,\) predictions and \(2,\) labels"),
+        (lambda: conditional_accuracy(torch.tensor([]), torch.tensor([])), "at least one"),
+    ]
+    for call, words in cases:
+        with pytest.raises(ValueError, match=words):
+            call()
+
+
 # ----------------------------------------------------------------------------- classifier
 
 def test_shipped_classifier_reaches_its_accuracy_on_held_out_digits():
@@ -135,6 +155,38 @@ def test_shipped_classifier_reaches_its_accuracy_on_held_out_digits():
     x, y = held_out_digits()
     assert len(x) == 1000 and torch.equal(torch.bincount(y), torch.full((10,), 100))
     assert accuracy(load_classifier(), x, y) >= 0.975
+
+
+def test_accuracy_keeps_the_models_mode_and_parameter_count_is_as_documented():
+    from ganforge.metrics.classifier import MnistClassifier, accuracy, held_out_digits
+
+    x, y = held_out_digits()
+    model = MnistClassifier().train()
+    accuracy(model, x[:10], y[:10])
+    assert model.training  # it used to be left in eval mode
+    accuracy(model.eval(), x[:10], y[:10])
+    assert not model.training
+    assert sum(p.numel() for p in model.parameters()) == 156_970
+    assert "156,970 parameters" in MnistClassifier.__doc__
+
+
+def test_train_classifier_leaves_the_global_rng_alone(tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    from ganforge.metrics import classifier
+
+    x, y = classifier._digits()  # 20 digits a class, 10 to train on: two steps of 50
+    keep = torch.cat([(y == c).nonzero().flatten()[:20] for c in range(10)])
+    monkeypatch.setattr(classifier, "_digits", lambda: (x[keep], y[keep]))
+    monkeypatch.setattr(classifier, "N_TRAIN_PER_CLASS", 10)
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    classifier.train_classifier(seed=1, epochs=1, batch_size=50, log=None, out=tmp_path / "a")
+    assert torch.equal(torch.get_rng_state(), before)  # it used to reseed it with ``seed``
+    torch.manual_seed(456)  # the caller's RNG does not change the result either
+    classifier.train_classifier(seed=1, epochs=1, batch_size=50, log=None, out=tmp_path / "b")
+    a, b = load_file(tmp_path / "a"), load_file(tmp_path / "b")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_held_out_digits_are_not_in_the_training_split():
@@ -157,6 +209,13 @@ def test_images_are_fitted_to_grey_28():
     assert torch.equal(to_digit_images(uint8), torch.full((2, 1, 28, 28), -1.0))
 
 
+@pytest.mark.parametrize("shape", [(2, 2, 28, 28), (2, 4, 28, 28), (2, 28, 28, 1), (2, 28, 28)])
+def test_images_it_cannot_convert_are_an_error(shape):
+    # they used to come back as (2, 2, 28, 28), (2, 4, ...), (2, 28, 28, 28) or (2, 28, 28)
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\) with C = 1 \(grey\) or 3 .*got shape"):
+        to_digit_images(torch.zeros(shape))
+
+
 def test_reference_features_are_cached_and_keyed(digits, tmp_path):
     x = digits[0][:64]
     first = reference_features("mnist", x)
@@ -175,6 +234,7 @@ def test_score_images_keys(digits):
     assert result["cond_acc"] > 0.95 and result["precision"] > 0.8
     only = score_images(x[:50], x[50:100], metrics=("fid",))
     assert set(only) == {"fid"}
+    assert score_images(x[:50], x[50:100], metrics="fid") == only  # was "unknown metric 'f'"
     with pytest.raises(ValueError, match="unknown metric"):
         score_images(x[:50], x[50:100], metrics=("bogus",))
 

@@ -53,6 +53,37 @@ def test_spherical_path_between_parallel_points_is_finite():
     torch.testing.assert_close(path.norm(dim=-1), z0.norm() * torch.linspace(1, 2, 5)[None])
 
 
+def test_spherical_path_without_a_great_circle_walks_straight():
+    # opposite directions and a zero end point used to give NaN in the middle of the path
+    for z0, z1 in ((torch.ones(1, 4), -torch.ones(1, 4)), (torch.zeros(1, 4), torch.ones(1, 4)),
+                   (torch.ones(1, 4), torch.zeros(1, 4))):
+        path = latent.interpolation_path(z0, z1, 3, spherical=True)
+        torch.testing.assert_close(path, latent.interpolation_path(z0, z1, 3))
+    # a degenerate row leaves the other rows on their great circle
+    z0, z1 = torch.tensor([[1.0, 0], [1, 0]]), torch.tensor([[-1.0, 0], [0, 2]])
+    mid = latent.interpolation_path(z0, z1, 3, spherical=True)[:, 1]
+    torch.testing.assert_close(mid, torch.tensor([[0.0, 0], [1.5 * 0.5 ** 0.5, 1.5 * 0.5 ** 0.5]]))
+
+
+def test_end_points_of_different_shapes_are_an_error():
+    for z1 in (torch.randn(2, 8), torch.randn(3, 5), torch.randn(8)):  # was a broadcast error
+        with pytest.raises(GanforgeError, match=r"\(R, D\) of the same shape; got \(3, 8\)"):
+            latent.interpolation_path(torch.randn(3, 8), z1, 4)
+
+
+def test_save_interpolation_checks_suffix_and_steps(tmp_path):
+    images = torch.rand(6, 1, 28, 28) * 2 - 1
+    with pytest.raises(GanforgeError, match=r"must end in \.png .* or \.gif"):
+        latent.save_interpolation(images, 3, tmp_path / "w.jpg")  # was KeyError 'JPEG'
+    for steps in (4, 0):  # 4 was a reshape error (gif) or a ragged grid (png)
+        with pytest.raises(GanforgeError, match=f"6 images do not split into paths of --steps "
+                                                f"{steps}"):
+            latent.save_interpolation(images, steps, tmp_path / "w.gif")
+    assert not list(tmp_path.iterdir())
+    latent.save_interpolation(images, 3, tmp_path / "w.GIF")
+    assert Image.open(tmp_path / "w.GIF").n_frames == 2 * 3 - 2
+
+
 def test_steps_below_two_is_an_error():
     with pytest.raises(GanforgeError, match="at least 2"):
         latent.interpolation_path(torch.zeros(1, 3), torch.ones(1, 3), 1)
@@ -123,6 +154,8 @@ def test_slant_and_thickness_of_drawn_bars():
     assert float(latent.thickness(straight)) == pytest.approx(20 * 3)  # 20 rows of 3 px
     bold = torch.nn.functional.max_pool2d(straight, 3, 1, 1)  # dilate the stroke
     assert float(latent.thickness(bold)) > 1.5 * float(latent.thickness(straight))
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\) .*got shape \(1, 28, 28\)"):
+        latent.thickness(straight[:, 0])  # (N, 28, 28) was an IndexError
 
 
 def test_arithmetic_figures_match_a_recomputation(dcgan, tmp_path, capsys):

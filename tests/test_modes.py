@@ -11,6 +11,13 @@ from ganforge.metrics import grid_centers, mode_metrics, ring_centers
 STD = 0.02  # VEEGAN ring: radius 2, std 0.02
 
 
+@pytest.mark.parametrize("stds", [-STD, 0.0, [STD, STD], [STD] * 7 + [-STD]])
+def test_stds_must_be_positive_one_or_one_per_mode(stds):
+    # a negative std gave hq 0 silently, a list of the wrong length a numpy broadcast error
+    with pytest.raises(ValueError, match=r"stds must be one std > 0 or one per mode \(8\)"):
+        mode_metrics(ring_centers(), ring_centers(), stds)
+
+
 def around(center, n: int, radius: float) -> np.ndarray:
     """n points on a circle of the given radius around a 2-D centre (all at that distance)."""
     a = 2 * np.pi * np.arange(n) / n

@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from ganforge import probe
+from ganforge.errors import GanforgeError
 from ganforge.train.checkpoint import load_discriminator
 from helpers import ckpt, cli, one_error_line
 from latent_runs import tiny_run
@@ -117,3 +118,25 @@ def test_bad_input_is_one_line_and_exit_2(dcgan, cdcgan, mlp, tmp_path, capsys):
         assert cli(*argv) == 2, argv
         assert words in one_error_line(capsys)
     assert not png.exists()
+
+
+def test_api_checks_label_counts_layers_and_conditional_labels(dcgan, cdcgan):
+    d, cfg = load_discriminator(dcgan)
+    dc, _ = load_discriminator(cdcgan)
+    x = torch.rand(5, 1, 28, 28) * 2 - 1
+    for labels in ([15], [5000], [100.0], []):  # 15 and 5000 used to run as 10 and 4,000
+        with pytest.raises(GanforgeError, match="multiples of 10 from 10 to 4,000"):
+            probe.run_probe(d, cfg, labels)
+    for layer in (0, 3, -1):  # 0 used to mean the last layer, 3 the logit or an IndexError
+        with pytest.raises(GanforgeError, match=r"layer .* out of range; .* layers 1\.\.2"):
+            probe.top_activations(d, x, None, layer)
+        with pytest.raises(GanforgeError, match=r"layers 1\.\.2"):
+            probe.receptive_field(d, layer)
+    for call in (lambda: probe.d_features(dc, x), lambda: probe.top_activations(dc, x, None, 1)):
+        with pytest.raises(GanforgeError, match="conditional .* needs the labels"):
+            call()
+    y = torch.arange(5)
+    feats = probe.d_features(dc, x, batch=3, labels=y)  # two batches, labels sliced alike
+    maps = probe.layer_maps(dc, x, y)
+    torch.testing.assert_close(feats[:, 0], maps[0][:, 0, :4, :4].amax((1, 2)))
+    assert feats.shape == (5, (8 + 16) * 16)

@@ -86,6 +86,10 @@ def test_histogram_metrics_by_hand():
     assert histogram_metrics([7] * 9)["kl"] == pytest.approx(math.log(1000))
     with pytest.raises(ValueError, match="0..999"):
         histogram_metrics([1000])
+    for bad in ([0.5, 1.7], [[0, 1], [2, 3]]):  # floats were truncated to 0 and 1 silently
+        with pytest.raises(ValueError, match="non-empty list of integers in 0..9"):
+            histogram_metrics(bad, 10)
+    assert histogram_metrics(np.array([0, 1, 1], dtype=np.int32), 10)["counts"][:2] == [1, 2]
 
 
 def test_ten_modes_evenly_gives_exact_counts_and_log_100(good_digits):

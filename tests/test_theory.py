@@ -83,3 +83,23 @@ def test_write_theory(tmp_path):
     assert saved["optimal_d"]["tolerance"] == OPTIMAL_D_TOL and saved["optimal_d"]["steps"] == 30
     assert saved["value_vs_js"]["passed"] is True
     assert saved["generator_losses"]["D=0.5"]["non-saturating"] == pytest.approx(0.5 * LOG2)
+
+
+@pytest.mark.parametrize("bad", [{"steps": 0}, {"steps": -1}, {"batch": 0}, {"g_std": 0.0},
+                                 {"g_std": -1.0}])
+def test_optimal_d_experiment_rejects_settings_that_train_nothing(bad):
+    # steps/batch 0 returned the untrained D as a result; g_std 0 was a "math domain error"
+    with pytest.raises(ValueError, match="needs steps >= 1, batch >= 1 and g_std > 0"):
+        optimal_d_experiment(**{"steps": 2, **bad})
+
+
+@pytest.mark.parametrize("bad", [{"n_grid": 1}, {"limit": -1.0}, {"limit": 0.0}])
+def test_value_vs_js_rejects_an_empty_grid(bad):
+    with pytest.raises(ValueError, match="needs n_grid >= 2 and limit > 0"):
+        value_vs_js(**bad)  # used to return meaningless numbers
+
+
+@pytest.mark.parametrize("d", [[1.5, -1.0], [0.0, 0.5], [1.0], 0.5, [[0.2, 0.3]]])
+def test_generator_losses_need_d_outputs_in_the_open_unit_interval(d):
+    with pytest.raises(ValueError, match=r"1-D array of D outputs D\(G\(z\)\) in \(0, 1\)"):
+        generator_losses(d)  # [1.5, -1] gave NaN silently

@@ -45,11 +45,16 @@ def interpolation_path(z0: Tensor, z1: Tensor, steps: int, spherical: bool = Fal
     """(R, steps, D) points from each row of z0 (R, D) to the same row of z1.
 
     Straight: (1 - t) z0 + t z1. Spherical: the direction follows the great circle (slerp) and
-    the norm goes linearly from |z0| to |z1|. Point 0 is z0 and point steps-1 is z1, exactly."""
+    the norm goes linearly from |z0| to |z1|; a row without a great circle (an end point at 0,
+    or opposite directions) walks straight. Point 0 is z0 and point steps-1 is z1, exactly."""
     if steps < 2:
         raise GanforgeError(f"--steps {steps} must be at least 2 (the two end points)")
+    if z0.ndim != 2 or z0.shape != z1.shape:
+        raise GanforgeError(f"z0 and z1 must be (R, D) of the same shape; got {tuple(z0.shape)} "
+                            f"and {tuple(z1.shape)}")
     t = torch.linspace(0, 1, steps, dtype=z0.dtype)[None, :, None]  # (1, S, 1)
     a, b = z0[:, None], z1[:, None]  # (R, 1, D)
+    path = (1 - t) * a + t * b
     if spherical:
         r0, r1 = a.norm(dim=-1, keepdim=True), b.norm(dim=-1, keepdim=True)
         u0, u1 = a / r0, b / r1
@@ -59,9 +64,10 @@ def interpolation_path(z0: Tensor, z1: Tensor, steps: int, spherical: bool = Fal
         w0 = torch.where(parallel, 1 - t, torch.sin((1 - t) * omega) / sin)
         w1 = torch.where(parallel, t, torch.sin(t * omega) / sin)
         u = w0 * u0 + w1 * u1
-        path = ((1 - t) * r0 + t * r1) * u / u.norm(dim=-1, keepdim=True)
-    else:
-        path = (1 - t) * a + t * b
+        curved = ((1 - t) * r0 + t * r1) * u / u.norm(dim=-1, keepdim=True)
+        # no direction at 0, no single great circle between opposite directions: keep straight
+        straight = (r0 == 0) | (r1 == 0) | (parallel & (omega > math.pi / 2))
+        path = torch.where(straight, path, curved)
     path[:, 0], path[:, -1] = z0, z1
     return path
 
@@ -93,13 +99,18 @@ def interpolation_inputs(cfg, rows: int, steps: int, spherical: bool = False,
 
 def save_interpolation(images: Tensor, steps: int, out: Path, scale: int = 2) -> None:
     """A .png grid (one path a row) or a .gif in which frame s shows step s of every path,
-    played forwards and back."""
+    played forwards and back. ``images`` holds the paths one after another, ``steps`` each."""
     from PIL import Image
 
     from ganforge.viz import make_gif, save_grid
     from ganforge.viz.plots import grid_image
 
     out = Path(out)
+    if out.suffix.lower() not in (".png", ".gif"):
+        raise GanforgeError(f"interpolation output '{out}' must end in .png (a grid) or .gif "
+                            "(an animation)")
+    if steps < 1 or len(images) % steps:
+        raise GanforgeError(f"{len(images)} images do not split into paths of --steps {steps}")
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".png":
         save_grid(images, out, nrow=steps, scale=scale)

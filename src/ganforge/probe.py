@@ -22,6 +22,7 @@ digits without their labels, the test digits among them.
 """
 from __future__ import annotations
 
+from numbers import Integral
 from pathlib import Path
 
 import torch
@@ -53,9 +54,20 @@ def conv_layers(d: nn.Module) -> int:
     return len(d.blocks) - 1
 
 
+def check_layer(d: nn.Module, layer: int) -> None:
+    """Conv layers are numbered 1..conv_layers(d); anything else is a one-line error."""
+    if not 1 <= layer <= conv_layers(d):
+        raise GanforgeError(f"layer {layer} is out of range; D has convolutional layers "
+                            f"1..{conv_layers(d)} (besides the logit)")
+
+
 @torch.no_grad()
 def layer_maps(d: nn.Module, x: Tensor, y: Tensor | None = None) -> list[Tensor]:
-    """The (B, C_l, H_l, W_l) outputs of D's convolutional layers but the logit, in eval mode."""
+    """The (B, C_l, H_l, W_l) outputs of D's convolutional layers but the logit, in eval mode.
+    A conditional D needs the images' labels ``y``."""
+    if getattr(d, "num_classes", 0) and y is None:
+        raise GanforgeError(f"this D is conditional ({d.num_classes} classes): it needs the "
+                            "labels of the images as well")
     was_training = d.training
     d.eval()
     maps = d.features(x, y)[:-1]
@@ -64,12 +76,13 @@ def layer_maps(d: nn.Module, x: Tensor, y: Tensor | None = None) -> list[Tensor]
 
 
 @torch.no_grad()
-def d_features(d: nn.Module, images: Tensor, grid: int = 4, batch: int = 500) -> Tensor:
+def d_features(d: nn.Module, images: Tensor, grid: int = 4, batch: int = 500,
+               labels: Tensor | None = None) -> Tensor:
     """(N, sum_l C_l * grid^2) probe features: every conv layer's maps max-pooled to
-    grid x grid, flattened and concatenated."""
+    grid x grid, flattened and concatenated. ``labels``: the images' labels, for a conditional D."""
     out = []
     for i in range(0, len(images), batch):
-        maps = layer_maps(d, images[i: i + batch])
+        maps = layer_maps(d, images[i: i + batch], None if labels is None else labels[i: i + batch])
         out.append(torch.cat([F.adaptive_max_pool2d(m, grid).flatten(1) for m in maps], 1))
     return torch.cat(out)
 
@@ -114,8 +127,15 @@ def parse_labels(text: str) -> list[int]:
         counts = [int(v) for v in text.split(",")]
     except ValueError:
         counts = []
+    return check_labels(counts, text)
+
+
+def check_labels(counts: list[int], text: str | None = None) -> list[int]:
+    """``counts`` if each is a multiple of 10 between 10 and 4,000, else a one-line error."""
     limit = 10 * PER_CLASS_POOL
-    if not counts or any(n < 10 or n > limit or n % 10 for n in counts):
+    if not counts or any(not isinstance(n, Integral) or n < 10 or n > limit or n % 10
+                         for n in counts):
+        text = ",".join(map(str, counts)) if text is None else text
         raise GanforgeError(f"--labels '{text}' must be comma-separated multiples of 10 from 10 "
                             f"to {limit:,} (labelled digits, equal per class, from the "
                             f"{limit:,} training digits)")
@@ -136,6 +156,7 @@ def run_probe(d: nn.Module, cfg, labels: list[int], draws: int = 5, seed: int = 
                             f"has data.channels={cfg.data.channels} ({cfg.data.name})")
     if draws < 1:
         raise GanforgeError(f"--draws {draws} must be at least 1")
+    check_labels(labels)
     x, y, pool, test = probe_digits(cfg.data.image_size)
     feats = {"raw pixels": x.flatten(1), "trained D": d_features(d, x, grid)}
     rows = {name: {"dim": f.shape[1], "acc": {n: [] for n in labels}}
@@ -171,6 +192,7 @@ def first_layer_filters(d: nn.Module, channels: int) -> Tensor:
 def receptive_field(d: nn.Module, layer: int) -> tuple[float, float, float]:
     """(size, jump, start) of conv layer ``layer`` (1-based) in input pixels: output position i
     looks at the pixels centred on start + i * jump, size wide."""
+    check_layer(d, layer)
     size, jump, start = 1.0, 1.0, 0.0
     for block in list(d.blocks)[:layer]:
         conv = next(m for m in block.modules() if isinstance(m, nn.Conv2d))
@@ -201,6 +223,7 @@ def top_activations(d: nn.Module, images: Tensor, labels: Tensor | None, layer: 
     activation anywhere, the ``top`` images that excite each most (the channel's spatial
     maximum). Returns (channel ids (channels,), image index (channels, top), (row, col) of
     each maximum in the layer's map (channels, top, 2))."""
+    check_layer(d, layer)
     peaks, where = [], []
     for i in range(0, len(images), batch):
         yi = None if labels is None else labels[i: i + batch]

@@ -83,6 +83,9 @@ def optimal_d_experiment(seed: int = 0, steps: int = OPTIMAL_D_STEPS, batch: int
     max_abs_error / mean_abs_error over the region (p_data + p_g > REGION_FRACTION * max).
     Pass when max_abs_error < OPTIMAL_D_TOL (0.05).
     """
+    if steps < 1 or batch < 1 or not g_std > 0:
+        raise ValueError(f"optimal_d_experiment needs steps >= 1, batch >= 1 and g_std > 0; got "
+                         f"steps={steps}, batch={batch}, g_std={g_std}")
     gen = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's RNG
         torch.manual_seed(seed)
@@ -151,6 +154,9 @@ def value_vs_js(n_grid: int = 20001, limit: float = 20.0) -> dict[str, Any]:
     Integrals use the trapezoid rule on n_grid points over [-limit, limit] (step 0.002).
     Pass when max_abs_diff < JS_TOL (1e-4).
     """
+    if n_grid < 2 or not limit > 0:
+        raise ValueError(f"value_vs_js needs n_grid >= 2 and limit > 0; got n_grid={n_grid}, "
+                         f"limit={limit}")
     xs = np.linspace(-limit, limit, n_grid)
     lp = log_p_data(xs)
     families = {
@@ -183,6 +189,9 @@ def generator_losses(d: np.ndarray | None = None) -> dict[str, np.ndarray]:
     (the 1/2 is the tutorial's convention, see losses/adversarial.py). Returns {"d": D, name: J}.
     """
     d = np.linspace(0.001, 0.999, 999) if d is None else np.asarray(d, dtype=np.float64)
+    if d.ndim != 1 or not ((d > 0) & (d < 1)).all():
+        raise ValueError(f"generator_losses needs a 1-D array of D outputs D(G(z)) in (0, 1); "
+                         f"got shape {d.shape}, values {d.ravel()[:6].tolist()}")
     logits = torch.tensor(np.log(d / (1 - d)), dtype=torch.float64)
     out: dict[str, np.ndarray] = {"d": d}
     for name in GENERATOR_COSTS:

@@ -36,6 +36,15 @@ def _as64(x) -> Tensor:
     return torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x).to(torch.float64)
 
 
+def _pair(metric: str, feat_a, feat_b) -> tuple[Tensor, Tensor]:
+    """Two feature sets as float64 (N, d) with the same d and at least 2 rows each."""
+    a, b = _as64(feat_a), _as64(feat_b)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or min(len(a), len(b)) < 2:
+        raise ValueError(f"{metric} needs two (N, d) feature sets with the same d and N >= 2; "
+                         f"got shapes {tuple(a.shape)} and {tuple(b.shape)}")
+    return a, b
+
+
 def _stats(feat: Tensor) -> tuple[Tensor, Tensor]:
     mu = feat.mean(0)
     centred = feat - mu
@@ -53,8 +62,9 @@ def fid(feat_a, feat_b) -> float:
 
     tr sqrt(S_a S_b) equals the trace of the square root of the symmetric PSD matrix
     S_a^1/2 S_b S_a^1/2, which a symmetric eigendecomposition gives stably."""
-    mu_a, s_a = _stats(_as64(feat_a))
-    mu_b, s_b = _stats(_as64(feat_b))
+    a, b = _pair("fid", feat_a, feat_b)
+    mu_a, s_a = _stats(a)
+    mu_b, s_b = _stats(b)
     root_a = _sym_sqrt(s_a)
     mid = root_a @ s_b @ root_a
     tr_sqrt = torch.linalg.eigvalsh((mid + mid.T) / 2).clamp(min=0).sqrt().sum()
@@ -66,11 +76,12 @@ def kid(feat_a, feat_b, subsets: int = 50, subset_size: int = 1000,
         seed: int = 0) -> tuple[float, float]:
     """Kernel inception distance: unbiased MMD^2 with k(x, y) = (x.y / d + 1)^3 on random
     subsets of min(subset_size, n_a, n_b) rows; returns (mean, std) over the subsets."""
-    a, b = _as64(feat_a), _as64(feat_b)
+    a, b = _pair("kid", feat_a, feat_b)
     d = a.shape[1]
     m = min(subset_size, len(a), len(b))
-    if m < 2:
-        raise ValueError("kid needs at least 2 samples in each set")
+    if m < 2 or subsets < 1:
+        raise ValueError(f"kid needs subset_size >= 2 and subsets >= 1; got {subset_size} and "
+                         f"{subsets}")
     gen = torch.Generator().manual_seed(seed)
     values = []
     for _ in range(subsets):
@@ -88,7 +99,11 @@ def inception_score(logits, splits: int = 10) -> tuple[float, float]:
     """exp(E_x KL(p(y|x) || p(y))) per split of the samples, with p(y) the split's mean
     prediction; returns (mean, std) over the splits. 1 = one class only, C = C classes,
     each predicted with certainty and equally often."""
-    logp = torch.log_softmax(_as64(logits), 1)
+    logits = _as64(logits)
+    if logits.ndim != 2 or len(logits) == 0 or splits < 1:
+        raise ValueError(f"inception_score needs (N, classes) logits with N >= 1 and splits >= 1; "
+                         f"got shape {tuple(logits.shape)} and splits={splits}")
+    logp = torch.log_softmax(logits, 1)
     scores = []
     for chunk in torch.tensor_split(logp, min(splits, len(logp))):
         log_py = torch.logsumexp(chunk, 0) - np.log(len(chunk))  # log mean p(y|x)
@@ -122,7 +137,7 @@ def precision_recall(real_feat, fake_feat, k: int = 3) -> tuple[float, float]:
     Each set's manifold is the union of balls around its points with radius the distance to
     the k-th nearest neighbour. Precision: share of fake points inside the real manifold
     (quality). Recall: share of real points inside the fake manifold (coverage)."""
-    real, fake = _as64(real_feat), _as64(fake_feat)
+    real, fake = _pair("precision/recall", real_feat, fake_feat)
     if min(len(real), len(fake)) <= k:
         raise ValueError(f"precision/recall with k={k} needs more than {k} samples in each set")
     precision = _inside(fake, real, _kth_radius(real, k)).double().mean()
@@ -134,6 +149,9 @@ def conditional_accuracy(pred_labels, requested, num_classes: int = 10) -> dict:
     """{"overall": share of samples labelled with the requested class, "per_class": [share for
     class c, or None when no sample asked for c]}."""
     pred, req = torch.as_tensor(pred_labels).long(), torch.as_tensor(requested).long()
+    if pred.ndim != 1 or pred.shape != req.shape or len(pred) == 0:
+        raise ValueError(f"conditional accuracy needs one requested label per sample (at least "
+                         f"one); got {tuple(pred.shape)} predictions and {tuple(req.shape)} labels")
     hit = (pred == req).double()
     per_class = [float(hit[req == c].mean()) if (req == c).any() else None
                  for c in range(num_classes)]
@@ -146,6 +164,9 @@ def to_digit_images(images) -> Tensor:
     """(N, C, H, W) float in [-1, 1] or uint8 -> (N, 1, 28, 28) float32 in [-1, 1]: RGB becomes
     grey (ITU-R 601 luma), other sizes are resized (bilinear, antialiased)."""
     x = torch.as_tensor(images)
+    if x.ndim != 4 or x.shape[1] not in (1, 3):
+        raise ValueError(f"images must be (N, C, H, W) with C = 1 (grey) or 3 (RGB), got shape "
+                         f"{tuple(x.shape)}")
     x = x.float() / 127.5 - 1 if x.dtype == torch.uint8 else x.float()
     if x.shape[1] == 3:
         x = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
@@ -235,8 +256,8 @@ def score_images(fake, real, metrics: Sequence[str] = METRICS, labels=None,
                  reference: str | None = None, extractor: str = "classifier",
                  inception_weights=None) -> dict:
     """Score (N, C, H, W) fake images in [-1, 1] against real images (float in [-1, 1] or
-    uint8), both converted to 1x28x28. ``metrics`` from "fid", "kid", "is", "pr"; with
-    ``labels`` (the classes requested from a conditional G) also "cond_acc" and
+    uint8), both converted to 1x28x28. ``metrics`` from "fid", "kid", "is", "pr" (a list, or
+    one name); with ``labels`` (the classes requested from a conditional G) also "cond_acc" and
     "cond_acc_per_class". ``reference`` names the real set to cache its features under.
     ``extractor`` "inception" measures in InceptionV3's space instead (natural images; "is"
     is then the Inception score proper; conditional accuracy still uses the classifier).
@@ -246,6 +267,7 @@ def score_images(fake, real, metrics: Sequence[str] = METRICS, labels=None,
 
     Returns a flat dict: fid, kid, kid_std, is, is_std, digit_kl, precision, recall, cond_acc,
     ..."""
+    metrics = [metrics] if isinstance(metrics, str) else metrics
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise ValueError(f"unknown metric '{unknown[0]}'; choose from {', '.join(METRICS)}")

@@ -69,7 +69,10 @@ def mode_metrics(samples: Any, centers: Any, stds: float | Any,
     if x.shape[1] != c.shape[1]:
         raise ValueError(f"samples are {x.shape[1]}-D but centers are {c.shape[1]}-D")
     m = len(c)
-    s = np.broadcast_to(np.asarray(stds, dtype=np.float64), (m,))
+    s = np.asarray(stds, dtype=np.float64)
+    if s.ndim > 1 or s.size not in (1, m) or not (s > 0).all():
+        raise ValueError(f"stds must be one std > 0 or one per mode ({m}), got {s.tolist()}")
+    s = np.broadcast_to(s, (m,))
 
     # (N, M) distances; N is thousands and M at most a few dozen, so this stays small.
     dist = np.linalg.norm(x[:, None, :] - c[None, :, :], axis=2)

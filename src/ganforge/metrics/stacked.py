@@ -42,9 +42,11 @@ def histogram_metrics(modes, n_modes: int = N_MODES) -> dict:
     """Modes covered and KL(p || uniform) of integer mode ids in 0..n_modes-1.
 
     Returns {"n", "modes", "kl", "counts"} with counts the samples per mode (a list)."""
-    m = np.asarray(torch.as_tensor(modes).cpu(), dtype=np.int64)
-    if len(m) == 0 or m.min() < 0 or m.max() >= n_modes:
+    m = np.asarray(torch.as_tensor(modes).cpu())
+    if m.ndim != 1 or len(m) == 0 or not np.issubdtype(m.dtype, np.integer) \
+            or m.min() < 0 or m.max() >= n_modes:  # not cast: that truncated floats silently
         raise ValueError(f"mode ids must be a non-empty list of integers in 0..{n_modes - 1}")
+    m = m.astype(np.int64)
     counts = np.bincount(m, minlength=n_modes)
     p = counts[counts > 0] / len(m)
     return {"n": len(m), "modes": int((counts > 0).sum()),
