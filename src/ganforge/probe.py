@@ -244,16 +244,13 @@ def save_filters_figure(filters: Tensor, activations: Tensor, boxes: list[tuple[
     receptive field of the strongest position."""
     import math
 
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
-    from ganforge.viz.plots import grid_image
+    from ganforge.viz.plots import figure, grid_image
 
     filt = grid_image(filters, nrow=math.ceil(math.sqrt(len(filters))))
     acts = grid_image(activations, nrow=top)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 5))
+    fig, axes = figure(1, 2, figsize=(10, 5))
     titles = (f"D's first layer: {len(filters)} filters {filters.shape[-2]}x{filters.shape[-1]}",
               f"layer {layer}: top {top} real images for {len(channel_ids)} channels")
     for ax, img, title in zip(axes, (filt, acts), titles):
@@ -269,4 +266,3 @@ def save_filters_figure(filters: Tensor, activations: Tensor, boxes: list[tuple[
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=80, bbox_inches="tight")
-    plt.close(fig)
