@@ -1,5 +1,6 @@
 """Sample grids, the progress GIF and the curves."""
 import json
+from pathlib import Path
 
 import torch
 from PIL import Image
@@ -49,3 +50,11 @@ def test_curves_and_metrics(tmp_path):
     plot_curves(records, tmp_path / "c.png")
     with Image.open(tmp_path / "c.png") as img:
         assert img.format == "PNG" and img.width > img.height
+
+
+def test_no_module_sets_the_matplotlib_backend():
+    """Figures come from viz.plots.figure (no pyplot), so a notebook's backend survives."""
+    src = Path(__file__).resolve().parents[1] / "src" / "ganforge"
+    offenders = [p.name for p in src.rglob("*.py")
+                 if any(s in p.read_text() for s in ("matplotlib.use(", "matplotlib.pyplot"))]
+    assert offenders == []
