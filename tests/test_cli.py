@@ -3,6 +3,7 @@ a real subprocess: the run folder, bitwise resume, seeded runs, bad inputs that 
 existing run untouched, sampling, and a few steps of every preset. Tiny settings throughout."""
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import signal
@@ -182,6 +183,75 @@ def test_seeded_runs(tiny, tmp_path):
                          ckpt_file(tmp_path / "b", 10, "discriminator"))
     assert without_time(read_metrics(tmp_path / "a")) == without_time(read_metrics(tmp_path / "b"))
     assert differs(a, c)
+
+
+@pytest.mark.parametrize("preset, trained, override", [
+    ("demo", [], "data.limit=64"),  # another number of images than the data order shuffles
+    ("demo", [], "optim.name=rmsprop"),  # RMSprop given Adam's moments
+    ("ring-gan", [], "data.toy.fixed_size=128"),  # a fixed set where fresh samples were drawn
+    ("ring-gan", ["data.toy.fixed_size=128"], "data.toy.fixed_size=null"),
+])
+def test_resume_overrides_that_do_not_fit_the_checkpoint_change_nothing(
+        preset, trained, override, tiny, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert cli("train", preset, *tiny(10), *trained, "model.g_hidden=[16]",
+               "model.d_hidden=[16]", "--out", run) == 0
+    before = snapshot(run)
+    capsys.readouterr()
+    assert cli("train", "--resume", run, "train.steps=20", override) == 2
+    line = one_error_line(capsys)
+    assert ("data order does not fit" in line or "another optimiser" in line), line
+    assert snapshot(run) == before
+
+
+def test_resume_applies_learning_rate_and_beta_overrides(tiny, tmp_path):
+    """The optimisers' settings come from the (overridden) config, their moments from the
+    checkpoint; without overrides the settings are the saved ones, so resume stays exact."""
+    run = tmp_path / "run"
+    assert cli("train", "gan-mnist", *tiny(10), "--out", run) == 0
+    assert cli("train", "--resume", run, "train.steps=20", "optim.lr_g=0.05",
+               "optim.beta1=0.9") == 0
+    groups = json.loads((run / "checkpoints" / "step_000020" / "state.json").read_text())
+    g_group, d_group = groups["param_groups"]["optim_g"][0], groups["param_groups"]["optim_d"][0]
+    assert g_group["lr"] == 0.05 and g_group["betas"] == [0.9, 0.999]
+    assert d_group["lr"] == 2e-4 and d_group["betas"] == [0.9, 0.999]
+
+
+def test_resume_from_an_older_checkpoint_to_fewer_steps_drops_later_grids(tiny, tmp_path):
+    run = tmp_path / "run"
+    assert cli("train", "demo", *tiny(30), "--out", run) == 0
+    for step in (20, 30):
+        shutil.rmtree(run / "checkpoints" / f"step_{step:06d}")
+    assert cli("train", "--resume", run, "train.steps=25") == 0
+    assert sorted(p.name for p in (run / "samples").iterdir()) == [
+        "step_000010.png", "step_000020.png", "step_000025.png"]
+    assert read_metrics(run)[-1]["step"] == 25
+
+
+def test_ctrl_c_while_the_pictures_are_drawn_still_finishes_them(tiny, tmp_path, monkeypatch,
+                                                                 capsys):
+    import ganforge.train.loop as loop
+
+    real_gif = loop.make_gif
+
+    def ctrl_c_then_gif(*args):
+        signal.raise_signal(signal.SIGINT)  # the loop's handler only notes it
+        return real_gif(*args)
+
+    monkeypatch.setattr(loop, "make_gif", ctrl_c_then_gif)
+    run = tmp_path / "run"
+    assert cli("train", "demo", *tiny(10), "--out", run) == 0
+    assert (run / "progress.gif").is_file() and (run / "curves.png").is_file()
+    assert "done: 10 steps" in capsys.readouterr().out
+
+
+def test_loading_the_classifier_leaves_the_global_rng_alone(monkeypatch):
+    from ganforge.metrics import classifier
+
+    monkeypatch.setattr(classifier, "_LOADED", {})
+    state = torch.get_rng_state()
+    classifier.load_classifier()
+    assert torch.equal(torch.get_rng_state(), state)
 
 
 # ----------------------------------------------------------------------------- bad inputs

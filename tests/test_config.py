@@ -298,7 +298,11 @@ def test_load_generator_checks_step_and_device(tiny, tmp_path):
             load_generator(run, step=step)
     with pytest.raises(ConfigError, match="device='gpu' is not known; choose auto, cpu, cuda"):
         load_generator(run, device="gpu")
+    import torch
+
+    state = torch.get_rng_state()
     assert load_generator(str(run), step=2, device="auto")[1].train.steps == 2
+    assert torch.equal(torch.get_rng_state(), state)  # the init it replaces drew in a fork
 
 
 def test_resolve_device_names_what_this_machine_lacks(monkeypatch):

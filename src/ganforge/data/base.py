@@ -97,6 +97,15 @@ class Batches:
                 "pos": torch.tensor(self.pos, dtype=torch.int64)}
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        from ganforge.errors import CheckpointError
+
+        n = len(state["perm"]) if "perm" in state else None
+        if n != len(self.images):
+            raise CheckpointError(
+                "the checkpoint's data order does not fit the data: "
+                + (f"it shuffles {n:,} items, the data has {len(self.images):,}" if n is not None
+                   else "it drew fresh toy samples, the data is a fixed set")
+                + "; resume with the run's data settings (data.limit, data.toy.fixed_size, ...)")
         self.gen.set_state(state["gen"])
         self.perm = state["perm"].clone()
         self.pos = int(state["pos"])

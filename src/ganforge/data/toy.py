@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from ganforge.data.base import DATASETS, Batches, ImageData
-from ganforge.errors import ConfigError
+from ganforge.errors import CheckpointError, ConfigError
 
 TOY = {"mixture-1d": 1, "ring": 2, "grid": 2}  # name -> dimension
 DEFAULT_STD = {"ring": 0.02, "grid": 0.05}
@@ -73,6 +73,10 @@ class FreshSamples:
         return {"gen": self.gen.get_state()}
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        if "perm" in state:
+            raise CheckpointError("the checkpoint's data order does not fit the data: it "
+                                  "shuffles a fixed set, the data draws fresh toy samples; "
+                                  "resume with the run's data.toy.fixed_size")
         self.gen.set_state(state["gen"])
 
 

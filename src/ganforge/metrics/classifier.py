@@ -169,7 +169,8 @@ def load_classifier(path: str | Path | None = None) -> MnistClassifier:
         if not path.is_file():
             raise GanforgeError(f"classifier weights '{path}' not found; retrain them with "
                                 f"`ganforge classifier --out {path}`")
-        model = MnistClassifier()
+        with torch.random.fork_rng(devices=[]):  # its init draws; a resumed run must not see it
+            model = MnistClassifier()
         load_weights(model, path, "MNIST classifier")
         for p in model.parameters():
             p.requires_grad_(False)

@@ -159,7 +159,8 @@ def load_checkpoint(path: Path, g: nn.Module, d: nn.Module, opt_g: torch.optim.O
                     ) -> tuple[int, dict[str, torch.Tensor]]:
     """Restore models and optimisers in place; returns (step, state tensors). ``g_ema`` takes
     the checkpoint's moving average of G; from a checkpoint without one it takes G's weights,
-    so the average starts at the resumed step."""
+    so the average starts at the resumed step. The optimisers keep the settings they were made
+    with (the config's lr and betas) and take their state from the checkpoint."""
     try:
         meta = json.loads((path / "state.json").read_text())
         step, groups = int(meta["step"]), meta["param_groups"]
@@ -172,7 +173,20 @@ def load_checkpoint(path: Path, g: nn.Module, d: nn.Module, opt_g: torch.optim.O
     elif g_ema is not None:
         g_ema.load_state_dict(g.state_dict())
     for name, opt in (("optim_g", opt_g), ("optim_d", opt_d)):
-        sd = _optim_from_files(_read(path / f"{name}.safetensors"), groups[name])
+        saved = groups[name]
+        # Adam's groups have betas, RMSprop's alpha: another optimiser's state would load and
+        # then fail at its first step
+        if len(saved) != len(opt.param_groups) or any(
+                ("betas" in group) != ("betas" in opt.defaults) or
+                ("alpha" in group) != ("alpha" in opt.defaults) for group in saved):
+            raise CheckpointError(f"optimiser state in '{path}' comes from another optimiser; "
+                                  "resume with the run's optim.name")
+        # the moments come from the checkpoint, the settings (lr, betas, fused, ...) from the
+        # config, so an lr or beta override on resume applies; unchanged, they are the same
+        settings = [{k: v for k, v in group.items() if k != "params"}
+                    for group in opt.param_groups]
+        sd = _optim_from_files(_read(path / f"{name}.safetensors"),
+                               [{**old, **new} for old, new in zip(saved, settings)])
         try:
             opt.load_state_dict(sd)
         except (ValueError, KeyError, RuntimeError) as e:
@@ -204,7 +218,8 @@ def _load_model(run_dir: str | Path, step: int | None, which: str,
             steps = [s for s, _ in list_checkpoints(run_dir)]
             raise CheckpointError(f"no checkpoint for step {step} in '{run_dir}'; "
                                   f"available steps: {', '.join(map(str, steps)) or 'none'}")
-    g, d = build_models(cfg)
+    with torch.random.fork_rng(devices=[]):  # the init the weights replace draws random numbers
+        g, d = build_models(cfg)
     model = g if which == "generator" else d
     file = f"{which}.safetensors"
     if which == "generator" and ema is not False and (path / EMA_FILE).is_file():

@@ -154,10 +154,15 @@ def _prepare_new_run(run_dir: Path, overwrite: bool, write: bool = True) -> None
         run_dir.mkdir(parents=True, exist_ok=True)
 
 
-def _truncate_metrics(path: Path, last_step: int) -> None:
-    """On resume, drop records logged after the checkpoint (they will be logged again)."""
+def _truncate_run(run_dir: Path, last_step: int) -> None:
+    """On resume, drop the metrics records and sample grids of steps after the checkpoint:
+    the resumed run makes them again, or never reaches them if it now stops earlier."""
+    path = run_dir / "metrics.jsonl"
     records = [r for r in read_metrics(path) if r["step"] <= last_step]
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    for frame in (run_dir / "samples").glob("step_*.png"):
+        if frame.stem[5:].isdigit() and int(frame.stem[5:]) > last_step:
+            frame.unlink()
 
 
 class _StopFlag:
@@ -268,7 +273,7 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
     dist.barrier()  # every rank has checked its inputs before rank 0 writes
     if main:
         if resume:
-            _truncate_metrics(run_dir / "metrics.jsonl", start)
+            _truncate_run(run_dir, start)
         else:
             _prepare_new_run(run_dir, overwrite)
         (run_dir / "config.yaml").write_text(to_yaml(cfg))
@@ -441,16 +446,16 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
                 checkpoint(step)
             if stop:
                 break
-    bar.close()
-    if main:
-        metrics_file.close()
-        if writer is not None:
-            writer.close()
+        bar.close()
+        if main:  # still under the flag: a first Ctrl-C now does not cut the pictures short
+            metrics_file.close()
+            if writer is not None:
+                writer.close()
 
-        # --- pictures of the whole run
-        frames = sorted((run_dir / "samples").glob("step_*.png"))
-        make_gif(frames, run_dir / "progress.gif")
-        plot_curves(read_metrics(run_dir / "metrics.jsonl"), run_dir / "curves.png")
+            # --- pictures of the whole run
+            frames = sorted((run_dir / "samples").glob("step_*.png"))
+            make_gif(frames, run_dir / "progress.gif")
+            plot_curves(read_metrics(run_dir / "metrics.jsonl"), run_dir / "curves.png")
     dist.barrier()  # the other ranks wait for rank 0's pictures
     if stop and step < t.steps:
         log(f"interrupted: checkpoint saved at step {step}; continue with "
