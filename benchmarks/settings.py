@@ -1,6 +1,7 @@
 """What each fast-path setting is worth: ganforge's loop on one preset, one row per setting.
 
     python benchmarks/settings.py --device cuda --steps 400 --warmup 50   # dcgan-64, every row
+    python benchmarks/settings.py --preset dcgan-mnist --repeat 3         # the CPU rows, 3 times
     python benchmarks/settings.py --preset dcgan-mnist --rows 0 1         # two CPU rows
     python benchmarks/settings.py --device cuda --set train.batch_size=256  # overrides, every row
     python benchmarks/settings.py --device cuda --write    # also replace the table in BENCHMARKS.md
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -86,19 +88,33 @@ def measure_row(row: tuple[str, str, str], preset: str, folder: str, steps: int,
         return {"error": lines[-1][:160] if len(lines) > 1 else "no output"}
 
 
+def combine(runs: list[dict]) -> dict:
+    """One row's runs (``--repeat``): the median rate and the range, or the first error."""
+    errors = [r for r in runs if "error" in r]
+    if errors:
+        return errors[0]
+    rates = sorted(r["images_per_s"] for r in runs)
+    return {"images_per_s": statistics.median(rates), "rates": rates, "env": runs[0]["env"],
+            "peak_memory": max(r["peak_memory"] for r in runs),
+            "losses_finite": all(r["losses_finite"] for r in runs)}
+
+
 def format_table(rows: list[tuple[int, tuple[str, str, str], dict]]) -> str:
-    """Markdown table of (position, row, result); row 0, the default, is the one the others
-    are compared with (when it ran)."""
+    """Markdown table of (position, row, ``combine``d result); row 0, the default, is the one
+    the others are compared with (when it ran)."""
     base = next((r.get("images_per_s") for i, _, r in rows if i == 0), None)
-    lines = ["| step | precision | memory format | images/s | against the default | "
-             "peak memory | losses finite |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| step | precision | memory format | images/s (median) | range | "
+             "against the default | peak memory | losses finite |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for _, (step, precision, fmt), r in rows:
         if "error" in r:
-            lines.append(f"| {step} | {precision} | {fmt} | failed: {r['error']} | | | |")
+            lines.append(f"| {step} | {precision} | {fmt} | failed: {r['error']} | | | | |")
             continue
         ratio = f"{r['images_per_s'] / base:.2f}x" if base else "-"
-        lines.append(f"| {step} | {precision} | {fmt} | {r['images_per_s']:,.0f} | {ratio} | "
-                     f"{r['peak_memory'] / 2**20:,.0f} MiB | {r['losses_finite']} |")
+        spread = (f"{r['rates'][0]:,.0f} to {r['rates'][-1]:,.0f}" if len(r["rates"]) > 1
+                  else "-")
+        lines.append(f"| {step} | {precision} | {fmt} | {r['images_per_s']:,.0f} | {spread} | "
+                     f"{ratio} | {r['peak_memory'] / 2**20:,.0f} MiB | {r['losses_finite']} |")
     return "\n".join(lines)
 
 
@@ -114,6 +130,9 @@ def main(argv: list[str] | None = None) -> None:
                         f"{len(CPU_ROWS)} rows on the CPU, {len(CUDA_ROWS)} on CUDA)")
     p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
                    help="config overrides for every row, before the row's own")
+    p.add_argument("--repeat", type=int, default=1, metavar="N",
+                   help="time every row N times, in N rounds through the rows, and report the "
+                        "median (a CPU's speed drifts from minute to minute)")
     p.add_argument("--write", action="store_true", help="replace the table in BENCHMARKS.md")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--no-autotune", action="store_true", help=argparse.SUPPRESS)
@@ -125,22 +144,26 @@ def main(argv: list[str] | None = None) -> None:
     chosen = args.rows if args.rows is not None else range(len(table_rows))
     if any(not 0 <= i < len(table_rows) for i in chosen):
         p.error(f"--rows takes positions 0 to {len(table_rows) - 1} on {args.device}")
+    if args.repeat < 1:
+        p.error(f"--repeat {args.repeat} must be at least 1")
     steps = args.steps if args.steps is not None else throughput.DEFAULT_STEPS[args.preset][0]
     warmup = args.warmup if args.warmup is not None else throughput.DEFAULT_STEPS[args.preset][1]
 
     t_start, load = time.time(), os.getloadavg()[0]
-    results = []
+    runs: dict[int, list[dict]] = {i: [] for i in chosen}
     with tempfile.TemporaryDirectory() as tmp:
         folder = str(Path(tmp) / "images")
         if args.preset == "dcgan-64":  # the others train on the bundled digits
             throughput._in_subprocess("folder", args.preset, folder)
-        for i in chosen:
-            row = table_rows[i]
-            r = measure_row(row, args.preset, folder, steps, warmup, args.device, args.set)
-            results.append((i, row, r))
-            print(f"{', '.join(row)}: " + (f"failed: {r['error']}" if "error" in r
-                                            else f"{r['images_per_s']:,.0f} images/s"),
-                  file=sys.stderr, flush=True)
+        for _ in range(args.repeat):  # rounds, so that a slow minute hits every row alike
+            for i in chosen:
+                row = table_rows[i]
+                r = measure_row(row, args.preset, folder, steps, warmup, args.device, args.set)
+                runs[i].append(r)
+                print(f"{', '.join(row)}: " + (f"failed: {r['error']}" if "error" in r
+                                                else f"{r['images_per_s']:,.0f} images/s"),
+                      file=sys.stderr, flush=True)
+    results = [(i, table_rows[i], combine(runs[i])) for i in chosen]
     env = next((r["env"] for _, _, r in results if "env" in r),
                {"device": args.device, "torch": "?", "threads": "?", "gpu": None})
     head = throughput.header(argv, env, time.time() - t_start, load, script="settings.py")

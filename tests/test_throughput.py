@@ -142,16 +142,18 @@ def test_settings_script_times_rows_and_reports_a_failed_one(no_data_dir, capsys
 
     over = [*SMALL, f"data.root={no_data_dir}"]
     settings.main(["--preset", "gan-mnist", "--steps", "2", "--warmup", "1", "--rows", "2", "0",
-                   "--set", *over])
+                   "--repeat", "2", "--set", *over])
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("`python benchmarks/settings.py --preset gan-mnist")
     rows = [line.split(" | ") for line in out if line.startswith("| eager")]
     assert [r[1:3] for r in rows] == [["bf16", "contiguous"], ["fp32", "contiguous"]]
-    assert rows[1][4] == "1.00x" and rows[0][4].endswith("x") and rows[0][6] == "True |"
+    assert rows[1][5] == "1.00x" and rows[0][5].endswith("x") and rows[0][7] == "True |"
+    low, high = (float(v.replace(",", "")) for v in rows[0][4].split(" to "))
+    assert low <= float(rows[0][3].replace(",", "")) <= high  # the median of two runs
     settings.main(["--preset", "gan-mnist", "--rows", "1", "--set", "train.nope=1"])
     failed = capsys.readouterr().out.splitlines()[-1]
     assert failed.startswith("| eager | fp32 | channels_last | failed: ")
-    assert "unknown key 'train.nope'" in failed and failed.endswith("| | | |")
+    assert "unknown key 'train.nope'" in failed and failed.endswith("| | | | |")
 
 
 def test_settings_script_rejects_a_row_it_does_not_have(capsys):
@@ -160,3 +162,6 @@ def test_settings_script_rejects_a_row_it_does_not_have(capsys):
     with pytest.raises(SystemExit) as e:
         settings.main(["--rows", "4"])
     assert e.value.code == 2 and "positions 0 to 3 on cpu" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        settings.main(["--repeat", "0"])
+    assert e.value.code == 2 and "--repeat 0 must be at least 1" in capsys.readouterr().err
