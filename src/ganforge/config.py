@@ -40,7 +40,7 @@ class DataConfig:
     download: bool = False  # allow torchvision to download full datasets
     image_size: int = 28  # images are resized to image_size x image_size
     channels: int = 1  # 1 (grey) or 3 (RGB); data is converted when it differs
-    limit: Optional[int] = None  # keep at most this many training images
+    limit: Optional[int] = None  # keep this many training images, a fixed random choice
     stacked_size: int = 128000  # stacked-mnist: images in its fixed, seeded set (PacGAN: 128k)
     toy: ToyConfig = field(default_factory=ToyConfig)
 

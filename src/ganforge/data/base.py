@@ -19,6 +19,20 @@ class ImageData:
     source: str  # one line saying what was loaded, shown to the user
     kind: str = "image"
 
+    def __post_init__(self):
+        """Files of one dataset that do not belong together fail here, at load time, rather
+        than at some step after the run folder was written."""
+        from ganforge.errors import DataError
+
+        name = self.source.split(":", 1)[0]
+        if len(self.labels) != len(self.images):
+            raise DataError(f"{name}: {len(self.images):,} images but {len(self.labels):,} "
+                            "labels; the image and label files must come from one dataset")
+        if len(self.labels) and not 0 <= int(self.labels.min()) <= int(self.labels.max()) \
+                < self.num_classes:
+            raise DataError(f"{name}: labels must be in 0..{self.num_classes - 1}, found "
+                            f"{int(self.labels.min())}..{int(self.labels.max())}")
+
     def batches(self, batch_size: int, device: torch.device, seed: int) -> "Batches":
         return Batches(self, batch_size, device, seed)
 
@@ -47,11 +61,21 @@ def load_data(cfg):
     data = DATASETS.get(cfg.data.name)(cfg)
     if data.kind != "image":
         return data
-    images = fit_images(data.images, cfg.data.image_size, cfg.data.channels)
-    labels = data.labels
-    if cfg.data.limit is not None:
-        images, labels = images[: cfg.data.limit], labels[: cfg.data.limit]
-    return ImageData(images, labels.long(), data.num_classes, data.source)
+    images, labels, source = data.images, data.labels, data.source
+    if (keep := limit_indices(len(images), cfg.data.limit)) is not None:
+        images, labels = images[keep], labels[keep]
+        source += f"; data.limit keeps {len(keep):,} of them, picked at random"
+    images = fit_images(images, cfg.data.image_size, cfg.data.channels)
+    return ImageData(images, labels.long(), data.num_classes, source)
+
+
+def limit_indices(n: int, limit: int | None) -> Tensor | None:
+    """Which of n items ``data.limit`` keeps, in their order: a random choice that is the same
+    for every run (seed 0, whatever train.seed), so class-sorted data keeps all its classes.
+    None when nothing is dropped."""
+    if limit is None or limit >= n:
+        return None
+    return torch.randperm(n, generator=torch.Generator().manual_seed(0))[:limit].sort().values
 
 
 def to_unit_range(images: Tensor) -> Tensor:

