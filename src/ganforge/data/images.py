@@ -64,7 +64,7 @@ def image_files(root: Path) -> list[Path]:
             dirs[:] = []
             continue
         seen.add(real)
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # the same walk everywhere
         files += [Path(folder, n) for n in names if not n.startswith(".")
                   and Path(n).suffix.lower() in EXTENSIONS and os.path.isfile(Path(folder, n))]
     return sorted(files)
