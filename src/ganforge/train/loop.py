@@ -313,7 +313,9 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
     def blur(x: torch.Tensor) -> torch.Tensor:  # what D sees of x: x plus instance noise
         if not sigma:
             return x
-        return x + sigma * torch.randn(x.shape, generator=noise, device=x.device, dtype=x.dtype)
+        shape = (len(x) * dist.world_size(), *x.shape[1:])  # drawn for the global batch, as z
+        return x + sigma * dist.shard(torch.randn(shape, generator=noise, device=x.device,
+                                                  dtype=x.dtype))
 
     def iteration(real: torch.Tensor, y: torch.Tensor | None, z: torch.Tensor
                   ) -> dict[str, torch.Tensor]:
