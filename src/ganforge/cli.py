@@ -409,7 +409,7 @@ def _cmd_filters(args) -> int:
 
     from ganforge.data import load_data
     from ganforge.data.base import to_unit_range
-    from ganforge.probe import (conv_layers, first_layer_filters, layer_maps,
+    from ganforge.probe import (check_layer, conv_layers, first_layer_filters, layer_maps,
                                 load_discriminator_checked, receptive_boxes, save_filters_figure,
                                 top_activations)
 
@@ -418,11 +418,8 @@ def _cmd_filters(args) -> int:
         raise GanforgeError(f"--channels {args.channels}, --top {args.top} and --images "
                             f"{args.images} must be at least 1")
     d, cfg = load_discriminator_checked(args.run_dir, args.step, "filters")
-    n_layers = conv_layers(d)
-    layer = n_layers if args.layer is None else args.layer
-    if not 1 <= layer <= n_layers:
-        raise GanforgeError(f"--layer {args.layer} is out of range; D has convolutional layers "
-                            f"1..{n_layers} (besides the logit)")
+    layer = conv_layers(d) if args.layer is None else args.layer
+    check_layer(d, layer)
     data = load_data(cfg)
     idx = torch.randperm(len(data.images), generator=torch.Generator().manual_seed(args.seed))
     idx = idx[: args.images]

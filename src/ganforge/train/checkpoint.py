@@ -49,11 +49,16 @@ def checkpoint_name(step: int) -> str:
     return f"step_{step:06d}"
 
 
+def step_of(name: str) -> int | None:
+    """The step a ``step_NNNNNN`` name (a checkpoint folder, a sample grid's stem) stands for."""
+    return int(m.group(1)) if (m := _STEP.match(name)) else None
+
+
 def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
     root = Path(run_dir) / CKPT_DIR
     if not root.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := _STEP.match(p.name))]
+    found = [(step, p) for p in root.iterdir() if (step := step_of(p.name)) is not None]
     return sorted(f for f in found if (f[1] / "state.json").is_file())
 
 

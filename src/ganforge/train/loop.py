@@ -27,7 +27,7 @@ from ganforge.models import build_models
 from ganforge.sampling import sample_z
 from ganforge.train import dist
 from ganforge.train.checkpoint import (RUN_ENTRIES, file_in_the_way, latest_checkpoint,
-                                       load_checkpoint, save_checkpoint)
+                                       load_checkpoint, save_checkpoint, step_of)
 from ganforge.train.ema import EMA
 from ganforge.train.graph import CapturedStep
 from ganforge.train.unrolled import unrolled_fake_logits
@@ -161,7 +161,7 @@ def _truncate_run(run_dir: Path, last_step: int) -> None:
     records = [r for r in read_metrics(path) if r["step"] <= last_step]
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     for frame in (run_dir / "samples").glob("step_*.png"):
-        if frame.stem[5:].isdigit() and int(frame.stem[5:]) > last_step:
+        if (step := step_of(frame.stem)) is not None and step > last_step:
             frame.unlink()
 
 
