@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from conftest import read_metrics
 from helpers import assert_bitwise_equal, ckpt, without_time
@@ -28,15 +29,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def torchrun(*args, nproc: int = 2) -> str:
-    """Launch dist_worker.py on nproc ranks; returns stdout and stderr (asserts success)."""
+def torchrun(*args, nproc: int = 2, accelerate: bool = False) -> str:
+    """Launch dist_worker.py on nproc ranks with torchrun (or ``accelerate launch``, given its
+    training settings); returns stdout and stderr (asserts success)."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
     env["OMP_NUM_THREADS"] = "1"
-    proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
-         "--master_addr=127.0.0.1", f"--master_port={free_port()}", str(WORKER),
-         *map(str, args)], env=env, capture_output=True, text=True, timeout=120)
+    if accelerate:  # HF_HOME: no accelerate config file of the user's applies
+        env["HF_HOME"] = str(Path(args[1]).parent / "hf-home")
+        launch = ["accelerate.commands.launch", "--multi_gpu", f"--num_processes={nproc}",
+                  "--num_machines=1", "--mixed_precision=bf16", "--dynamo_backend=inductor",
+                  "--main_process_ip=127.0.0.1", f"--main_process_port={free_port()}"]
+    else:
+        launch = ["torch.distributed.run", f"--nproc_per_node={nproc}",
+                  "--master_addr=127.0.0.1", f"--master_port={free_port()}"]
+    proc = subprocess.run([sys.executable, "-m", *launch, str(WORKER), *map(str, args)],
+                          env=env, capture_output=True, text=True, timeout=120)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-4000:]
     return output
@@ -64,9 +72,9 @@ def test_helpers_slice_and_average_across_two_ranks(tmp_path):
     assert (tmp_path / "rank0.ok").exists() and (tmp_path / "rank1.ok").exists()
 
 
-def _train(tmp_path: Path, name: str, *argv) -> tuple[str, Path]:
+def _train(tmp_path: Path, name: str, *argv, accelerate: bool = False) -> tuple[str, Path]:
     dump = tmp_path / f"dump-{name}"
-    output = torchrun("train", dump, "train", *argv)
+    output = torchrun("train", dump, "train", *argv, accelerate=accelerate)
     for r in (0, 1):
         assert json.loads((dump / f"rank{r}_writes.json").read_text()) == [], \
             f"rank {r} wrote into the test folder"
@@ -100,6 +108,25 @@ def test_two_processes_train_alike_and_resume_exactly(tiny, tmp_path):
     for name in ("generator", "discriminator", "optim_g", "optim_d", "state"):
         assert_bitwise_equal(ckpt(straight, 20, name), ckpt(split, 20, name))
     assert without_time(read_metrics(split)) == without_time(records)
+
+
+def test_accelerate_launch_trains_as_torchrun_does(tiny, tmp_path):
+    """`accelerate launch --multi_gpu` starts its processes through torchrun: the same run, and
+    a line for each of its own training settings, which ganforge does not use."""
+    pytest.importorskip("accelerate")
+    argv = ["demo", *tiny(10)]
+    plain, by_torchrun = _train(tmp_path, "torchrun", *argv, "--out", tmp_path / "torchrun")
+    output, by_accelerate = _train(tmp_path, "accelerate", *argv, "--out", tmp_path / "acc",
+                                   accelerate=True)
+    assert "processes: 2, 8 of the batch of 16 each" in output
+    assert "note: accelerate launch --mixed_precision=bf16 is not used by ganforge; set " \
+           "train.precision (auto, fp32, bf16) instead" in output
+    assert "note: accelerate launch --dynamo_backend=inductor is not used by ganforge; set " \
+           "train.compile=true instead" in output
+    assert "note:" not in plain
+    for which in ("generator", "discriminator"):
+        assert_bitwise_equal(load_file(by_torchrun / f"rank0_{which}.safetensors"),
+                             load_file(by_accelerate / f"rank0_{which}.safetensors"))
 
 
 def test_two_processes_draw_instance_noise_for_the_global_batch(tmp_path):

@@ -1,4 +1,5 @@
 """Data-parallel training with ``torch.distributed`` under ``torchrun`` (one process per rank).
+``accelerate launch --multi_gpu`` starts its processes through torchrun, so it works the same.
 
 Without torchrun's environment (or with ``WORLD_SIZE=1``) every function here is a no-op that
 hands its input back unchanged, so single-process training runs exactly the code it always did.
@@ -58,6 +59,25 @@ def teardown() -> None:
     if _owned and dist.is_initialized():
         dist.destroy_process_group()
     _owned = False
+
+
+# `accelerate launch` hands its training settings to the script in environment variables, for
+# Accelerate's own Accelerator; ganforge trains without one and has its own keys for them
+_ACCELERATE_SETTINGS = {
+    "ACCELERATE_MIXED_PRECISION": ("--mixed_precision", "train.precision (auto, fp32, bf16)"),
+    "ACCELERATE_DYNAMO_BACKEND": ("--dynamo_backend", "train.compile=true"),
+}
+
+
+def ignored_launcher_settings() -> list[str]:
+    """A line for each setting ``accelerate launch`` was given that ganforge does not use."""
+    lines = []
+    for var, (flag, key) in _ACCELERATE_SETTINGS.items():
+        value = os.environ.get(var, "no").lower()
+        if value != "no":
+            lines.append(f"note: accelerate launch {flag}={value} is not used by ganforge; "
+                         f"set {key} instead")
+    return lines
 
 
 def barrier() -> None:

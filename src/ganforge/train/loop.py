@@ -282,6 +282,8 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
     log(f"run folder: {run_dir} (device {device}, steps {start} -> {t.steps})")
     if dist.world_size() > 1:
         log(f"processes: {dist.world_size()}, {per_rank} of the batch of {t.batch_size} each")
+    for line in dist.ignored_launcher_settings():
+        log(line)
 
     writer = None
     if t.tensorboard and main:
