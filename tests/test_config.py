@@ -100,6 +100,16 @@ def test_parse_overrides_nests():
     assert parse_overrides(["a.b=1", "a.c=x", "d=true"]) == {"a": {"b": 1, "c": "x"}, "d": True}
 
 
+def test_string_settings_keep_the_text_as_typed():
+    """YAML would read these folder names as a bool, an octal int, an int and None."""
+    for text in ("no", "010", "1_000", "null", "a: b"):
+        assert load_config("demo", [f"data.root={text}"]).data.root == text
+    assert parse_overrides(["data.root='my data'"]) == {"data": {"root": "my data"}}
+    assert parse_overrides(["train.progress=no", "data.limit=010"]) == {
+        "train": {"progress": False}, "data": {"limit": 8}}  # other types still parse as YAML
+    assert "'None' is not known" in one_line_error("demo", ["loss.penalty=None"])
+
+
 def one_line_error(preset, overrides=()):
     with pytest.raises(ConfigError) as info:
         load_config(preset, list(overrides))

@@ -205,8 +205,16 @@ def _explain(e: OmegaConfBaseException, source: str) -> ConfigError:
     return ConfigError(f"bad value for '{key}' in {source}: {first}")
 
 
+def _takes_text(key: str) -> bool:
+    """Whether the dotted ``key`` is a string setting (a name or a path)."""
+    types = {f.name: f.type for f in dataclasses.fields(_section_class(key))}
+    return types.get(key.rsplit(".", 1)[-1]) in ("str", str)
+
+
 def parse_overrides(overrides: list[str]) -> dict:
-    """``["train.steps=300", "loss.generator=minimax"]`` -> nested dict (values parsed as YAML)."""
+    """``["train.steps=300", "loss.generator=minimax"]`` -> nested dict. Values are parsed as
+    YAML, except that a string setting keeps the text as typed where YAML reads something else:
+    ``data.root=no`` is the folder "no" (not False), ``data.root=010`` the folder "010" (not 8)."""
     out: dict = {}
     for item in overrides:
         if "=" not in item or item.startswith("="):
@@ -216,6 +224,8 @@ def parse_overrides(overrides: list[str]) -> dict:
         try:
             parsed = yaml.safe_load(value) if value != "" else ""
         except yaml.YAMLError:
+            parsed = value
+        if not isinstance(parsed, str) and _takes_text(key.strip()):
             parsed = value
         node = out
         parts = key.strip().split(".")
