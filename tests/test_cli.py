@@ -168,10 +168,44 @@ def test_ctrl_c_checkpoints_and_resume_continues_exactly(straight, tiny, tmp_pat
     assert "interrupted: checkpoint saved at step 13" in capsys.readouterr().out
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == \
         ["step_000010", "step_000013"]
-    assert read_metrics(run)[-1]["step"] == 13
+    assert read_metrics(run)[-1]["step"] == 13  # the stop closes the logging window early
     monkeypatch.undo()
     assert cli("train", "--resume", run, "train.steps=40") == 0
     assert_bitwise_equal(ckpt_file(straight("gan-mnist"), 40), ckpt_file(run, 40))
+    # the resume carries on the window its checkpoint held: the metrics of a straight run
+    assert without_time(read_metrics(run)) == without_time(read_metrics(straight("gan-mnist")))
+
+
+@pytest.mark.parametrize("first, cut", [
+    (["train.steps=13"], []),  # a shorter run, then continued: its last record closed early
+    (["train.steps=20", "train.checkpoint_every=7"], ["step_000014", "step_000020"]),  # a crash
+])
+def test_resume_between_logging_steps_logs_what_a_straight_run_logs(first, cut, straight, tiny,
+                                                                     tmp_path):
+    run = tmp_path / "run"
+    assert cli("train", "gan-mnist", *tiny(40), *first, "--out", run) == 0
+    for name in cut:
+        shutil.rmtree(run / "checkpoints" / name)
+    assert cli("train", "--resume", run, "train.steps=40") == 0
+    assert [r["step"] for r in read_metrics(run)] == list(range(5, 41, 5))
+    assert without_time(read_metrics(run)) == without_time(read_metrics(straight("gan-mnist")))
+    assert [list(r) for r in read_metrics(run)] == [list(r) for r in read_metrics(
+        straight("gan-mnist"))]  # the keys in the same order too
+
+
+def test_a_checkpoint_without_a_logging_window_still_resumes(tiny, tmp_path):
+    """Checkpoints written before the window was saved: the record the stop wrote stays and
+    the resumed run starts a fresh window."""
+    from safetensors.torch import load_file, save_file
+
+    run = tmp_path / "run"
+    assert cli("train", "gan-mnist", *tiny(13), "--out", run) == 0
+    path = run / "checkpoints" / "step_000013" / "state.safetensors"
+    state = load_file(path)
+    assert int(state["window.steps"]) == 3 and "window.d_loss" in state
+    save_file({k: v for k, v in state.items() if not k.startswith("window.")}, path)
+    assert cli("train", "--resume", run, "train.steps=20") == 0
+    assert [r["step"] for r in read_metrics(run)] == [5, 10, 13, 15, 20]
 
 
 def test_seeded_runs(tiny, tmp_path):
@@ -556,3 +590,12 @@ def test_running_out_of_memory_is_one_line(demo_copy, tmp_path, monkeypatch, cap
     monkeypatch.setattr(ganforge.sampling, "generate", bug)
     with pytest.raises(RuntimeError, match="shape mismatch"):
         cli("sample", demo_copy, "--n", 100, "--out", tmp_path / "x.png")
+
+
+def test_a_penalty_turned_on_at_resume_starts_a_fresh_logging_window(tiny, tmp_path):
+    run = tmp_path / "run"
+    assert cli("train", "gan-mnist", *tiny(13), "--out", run) == 0
+    assert cli("train", "--resume", run, "train.steps=20", "loss.penalty=r1") == 0
+    records = read_metrics(run)
+    assert [r["step"] for r in records] == [5, 10, 13, 15, 20]  # 13 stays: 15 averages 14, 15
+    assert "penalty" not in records[2] and records[3]["penalty"] >= 0

@@ -154,11 +154,14 @@ def _prepare_new_run(run_dir: Path, overwrite: bool, write: bool = True) -> None
         run_dir.mkdir(parents=True, exist_ok=True)
 
 
-def _truncate_run(run_dir: Path, last_step: int) -> None:
+def _truncate_run(run_dir: Path, last_step: int, keep_last: bool = True) -> None:
     """On resume, drop the metrics records and sample grids of steps after the checkpoint:
-    the resumed run makes them again, or never reaches them if it now stops earlier."""
+    the resumed run makes them again, or never reaches them if it now stops earlier. Without
+    ``keep_last`` the checkpoint step's own record goes too: it closed a logging window early
+    (the run stopped there) and the resumed run carries that window on."""
     path = run_dir / "metrics.jsonl"
-    records = [r for r in read_metrics(path) if r["step"] <= last_step]
+    records = [r for r in read_metrics(path)
+               if r["step"] < last_step or (r["step"] == last_step and keep_last)]
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     for frame in (run_dir / "samples").glob("step_*.png"):
         if (step := step_of(frame.stem)) is not None and step > last_step:
@@ -262,10 +265,18 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
             raise CheckpointError(f"the run is already at step {start}; pass train.steps=N with "
                                   f"N > {start} to continue it")
         batches.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("data.")})
+        window = {k[7:]: v.to(device) for k, v in state.items() if k.startswith("window.")}
         noise.set_state(state["rng.noise"])
         torch.set_rng_state(state["rng.torch"])
     else:
+        window = {}
         _prepare_new_run(run_dir, overwrite, write=False)  # checks only
+    # the logging window the checkpoint carried (older checkpoints carry none): its sums,
+    # averaged over the ranks, and how many steps they hold. A penalty or a mixture turned on
+    # or off on resume changes what is logged (see iteration's stats), so then it starts afresh.
+    window_steps = int(window.pop("steps", 0))
+    if any((k in window) != on for k, on in (("penalty", penalty is not None), ("info", info))):
+        window, window_steps = {}, 0
     if graphed and cfg.optim.decay != "none":  # the graph reads lr from a tensor it can change
         for opt in (opt_g, opt_d):
             for group in opt.param_groups:
@@ -273,7 +284,7 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
     dist.barrier()  # every rank has checked its inputs before rank 0 writes
     if main:
         if resume:
-            _truncate_run(run_dir, start)
+            _truncate_run(run_dir, start, keep_last=not window_steps)
         else:
             _prepare_new_run(run_dir, overwrite)
         (run_dir / "config.yaml").write_text(to_yaml(cfg))
@@ -288,7 +299,8 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
     writer = None
     if t.tensorboard and main:
         from torch.utils.tensorboard import SummaryWriter
-        writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=start + 1 if start else None)
+        writer = SummaryWriter(str(run_dir / "tensorboard"),
+                               purge_step=(start + (not window_steps)) if start else None)
     metrics_file = open(run_dir / "metrics.jsonl", "a") if main else None
 
     def z_like(n: int) -> torch.Tensor:  # every rank draws the global batch, keeps its slice
@@ -305,9 +317,11 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
         return (torch.autocast(device.type, dtype=amp_dtype, cache_enabled=not graphed)
                 if amp_dtype is not None else contextlib.nullcontext())
 
-    def checkpoint(step: int) -> None:
+    def checkpoint(step: int, window: dict[str, torch.Tensor], steps: int) -> None:
         state = {"rng.noise": noise.get_state(), "rng.torch": torch.get_rng_state(),
-                 **{f"data.{k}": v for k, v in batches.state_dict().items()}}
+                 **{f"data.{k}": v for k, v in batches.state_dict().items()},
+                 **{f"window.{k}": v.clone() for k, v in window.items()},  # unshared
+                 "window.steps": torch.tensor(steps)}
         save_checkpoint(run_dir, step, g, d, opt_g, opt_d, state, g_ema)
 
     sigma = 0.0  # instance noise of this step (noise_std)
@@ -397,8 +411,10 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
 
     run_step = CapturedStep(iteration) if graphed else iteration
 
-    sums: dict[str, torch.Tensor] = {}
-    count, step, stop, t0 = 0, start, False, time.time()
+    # statistics summed over the logging window, on the device; a resume carries on the window
+    # its checkpoint held, so metrics.jsonl comes out as if the run had not stopped
+    sums, count = window, window_steps
+    step, stop, t0 = start, False, time.time()
     bar = tqdm(total=t.steps, initial=start, disable=not (t.progress and main), dynamic_ncols=True,
                desc="train", unit="step", file=sys.stderr,
                mininterval=0.1 if sys.stderr.isatty() else 30.0)  # keep CI logs short
@@ -417,16 +433,22 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
             stats = run_step(real, y, z_like(len(real)))
             if ema is not None:
                 ema.update(g, step)
-            for k, v in stats.items():
-                sums[k] = sums[k] + v if k in sums else v.clone()
+            sums = {k: sums[k] + v if k in sums else v.clone() for k, v in stats.items()}
             count += 1
             bar.update(1)
             stop = dist.any_rank(flag.stop)  # a stop request on any rank stops them all here
             last = step == t.steps or stop
             evaluate_now = t.eval_every and (step % t.eval_every == 0 or last)
-            log_now = step % t.log_every == 0 or last or evaluate_now
-            if log_now:  # every rank joins the average
-                means = dist.average_stats({k: v / count for k, v in sums.items()})
+            on_schedule = step % t.log_every == 0 or (t.eval_every and step % t.eval_every == 0)
+            log_now = on_schedule or last
+            save_now = step % t.checkpoint_every == 0 or last
+            if log_now or save_now:  # every rank joins the average
+                totals = dist.average_stats(sums)
+                # what a checkpoint carries on: nothing after a scheduled record; otherwise
+                # the window so far (a record now only closes it early, for the stop)
+                carried = ({}, 0) if on_schedule else (totals, count)
+            if log_now:
+                means = {k: v / count for k, v in totals.items()}
                 sums, count = {}, 0
             if log_now and main:
                 record = {"step": step, **{k: round(v.item(), 6) for k, v in means.items()},
@@ -446,8 +468,8 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
                 save_frame(g_eval, d, data, cfg, frame, step)
                 if writer is not None:
                     writer.add_image("samples", _png_as_chw(frame), step)
-            if main and (step % t.checkpoint_every == 0 or last):
-                checkpoint(step)
+            if main and save_now:
+                checkpoint(step, *carried)
             if stop:
                 break
         bar.close()
