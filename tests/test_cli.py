@@ -146,25 +146,29 @@ def test_resume_from_an_older_checkpoint_drops_later_metrics(straight, tiny, tmp
     assert_bitwise_equal(ckpt_file(full, 40), ckpt_file(run, 40))
 
 
-def test_ctrl_c_checkpoints_and_resume_continues_exactly(straight, tiny, tmp_path, monkeypatch,
-                                                        capsys):
-    """The first Ctrl-C stops at the end of the current step (13 here, between checkpoints) and
-    checkpoints it; resuming from there ends bit for bit where the uninterrupted run does."""
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])  # Ctrl-C, a job scheduler
+def test_ctrl_c_checkpoints_and_resume_continues_exactly(signum, straight, tiny, tmp_path,
+                                                        monkeypatch, capsys):
+    """The first Ctrl-C (or SIGTERM) stops at the end of the current step (13 here, between
+    checkpoints) and checkpoints it; resuming from there ends bit for bit where the
+    uninterrupted run does."""
     import ganforge.train.loop as loop
 
     real_stats, calls = loop.discriminator_stats, {"n": 0}
+    before = signal.getsignal(signum)
 
     def stats_then_ctrl_c(*args):
         calls["n"] += 1
         if calls["n"] == 13:
             # only with the loop's own handler installed; the default one would end pytest
-            assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
-            signal.raise_signal(signal.SIGINT)
+            assert signal.getsignal(signum) not in (before, signal.SIG_DFL)
+            signal.raise_signal(signum)
         return real_stats(*args)
 
     monkeypatch.setattr(loop, "discriminator_stats", stats_then_ctrl_c)
     run = tmp_path / "run"
     assert cli("train", "gan-mnist", *tiny(40), "--out", run) == 0
+    assert signal.getsignal(signum) == before  # the handler is put back
     assert "interrupted: checkpoint saved at step 13" in capsys.readouterr().out
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == \
         ["step_000010", "step_000013"]

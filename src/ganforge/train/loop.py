@@ -169,18 +169,21 @@ def _truncate_run(run_dir: Path, last_step: int, keep_last: bool = True) -> None
 
 
 class _StopFlag:
-    """First Ctrl-C asks the loop to stop at the end of the current step (then it checkpoints);
-    a second one interrupts at once."""
+    """The first Ctrl-C (SIGINT) or SIGTERM, which job schedulers send before they kill a job,
+    asks the loop to stop at the end of the current step (then it checkpoints); a second one
+    interrupts at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
         self.stop = False
-        self._old = None
+        self._old: dict = {}
 
     def __enter__(self):
         try:
-            self._old = signal.signal(signal.SIGINT, self._handle)
+            self._old = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
         except ValueError:  # not the main thread
-            self._old = None
+            self._old = {}
         return self
 
     def _handle(self, signum, frame):
@@ -189,8 +192,8 @@ class _StopFlag:
         self.stop = True
 
     def __exit__(self, *exc):
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        for s, old in self._old.items():
+            signal.signal(s, old)
 
 
 def _png_as_chw(path: Path) -> torch.Tensor:
