@@ -205,6 +205,22 @@ def test_yaml_file_preset(tmp_path):
         load_config(str(tmp_path / "missing.yaml"))
 
 
+def test_a_yaml_file_must_quote_a_name_that_yaml_reads_as_something_else(tmp_path):
+    path = tmp_path / "mine.yaml"
+    for text, shown in (("no", "bool False"), ("010", "int 8"), ("1.10", "float 1.1")):
+        path.write_text(f"data:\n  root: {text}\n")
+        with pytest.raises(ConfigError) as info:
+            load_config(str(path))
+        assert str(info.value) == (f"bad value for 'data.root' in {path}: YAML reads it as the "
+                                   f"{shown}, not as text; put it in quotes")
+        path.write_text(f"data:\n  root: '{text}'\n")
+        assert load_config(str(path)).data.root == text
+    # a config.yaml that train wrote quotes such names itself, so it loads back the same
+    cfg = load_config("demo", ["data.root=no"])
+    (tmp_path / "config.yaml").write_text(to_yaml(cfg))
+    assert load_run_config(tmp_path / "config.yaml").data.root == "no"
+
+
 def test_resolved_config_round_trips(tmp_path):
     cfg = load_config("cdcgan-mnist", ["train.steps=42", "model.g_hidden=[3]"])
     (tmp_path / "config.yaml").write_text(to_yaml(cfg))

@@ -237,6 +237,19 @@ def parse_overrides(overrides: list[str]) -> dict:
     return out
 
 
+def _check_text(layer: dict, source: str, prefix: str = "") -> None:
+    """A string setting (a name or a path) given a YAML bool or number: OmegaConf would make
+    'False' of ``root: no`` and '8' of ``root: 010``, so ask for quotes instead."""
+    for key, value in layer.items():
+        full = f"{prefix}{key}"
+        if isinstance(value, dict):
+            _check_text(value, source, f"{full}.")
+        elif isinstance(value, (bool, int, float)) and _takes_text(full):
+            raise ConfigError(f"bad value for '{full}' in {source}: YAML reads it as the "
+                              f"{type(value).__name__} {value!r}, not as text; put it in "
+                              "quotes")
+
+
 def build_config(base: dict | None = None, *layers: tuple[dict, str],
                  base_name: str = "preset") -> Config:
     """Merge dict layers (each with a name for error messages) onto the defaults and validate."""
@@ -247,6 +260,7 @@ def build_config(base: dict | None = None, *layers: tuple[dict, str],
             if section in layer and not isinstance(layer[section], dict):
                 raise ConfigError(f"bad value for '{section}' in {source}: expected a mapping "
                                   f"of {section}.* settings, not {layer[section]!r}")
+        _check_text(layer, source)
         try:
             cfg = OmegaConf.merge(cfg, OmegaConf.create(layer))
         except OmegaConfBaseException as e:
@@ -266,7 +280,9 @@ def load_config(preset: str, overrides: list[str] = ()) -> Config:
         raise ConfigError("overrides must be a list of 'key=value' strings, e.g. "
                           "['train.steps=300']")
     preset = str(preset)
-    return build_config(preset_dict(preset), (parse_overrides(list(overrides)), "overrides"))
+    return build_config(preset_dict(preset), (parse_overrides(list(overrides)), "overrides"),
+                        base_name=preset if preset.endswith((".yaml", ".yml")) else
+                        f"preset {preset}")
 
 
 def load_run_config(path: str | Path, overrides: list[str] = ()) -> Config:
