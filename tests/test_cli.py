@@ -176,8 +176,13 @@ def test_ctrl_c_checkpoints_and_resume_continues_exactly(signum, straight, tiny,
     monkeypatch.undo()
     assert cli("train", "--resume", run, "train.steps=40") == 0
     assert_bitwise_equal(ckpt_file(straight("gan-mnist"), 40), ckpt_file(run, 40))
-    # the resume carries on the window its checkpoint held: the metrics of a straight run
-    assert without_time(read_metrics(run)) == without_time(read_metrics(straight("gan-mnist")))
+    # the resume carries on the window its checkpoint held: the metrics of a straight run;
+    # and the grid drawn at the stop goes, so the GIF is a straight run's too
+    full = straight("gan-mnist")
+    assert without_time(read_metrics(run)) == without_time(read_metrics(full))
+    assert sorted(p.name for p in (run / "samples").iterdir()) == \
+        sorted(p.name for p in (full / "samples").iterdir())
+    assert (run / "progress.gif").read_bytes() == (full / "progress.gif").read_bytes()
 
 
 @pytest.mark.parametrize("first, cut", [

@@ -154,17 +154,19 @@ def _prepare_new_run(run_dir: Path, overwrite: bool, write: bool = True) -> None
         run_dir.mkdir(parents=True, exist_ok=True)
 
 
-def _truncate_run(run_dir: Path, last_step: int, keep_last: bool = True) -> None:
+def _truncate_run(run_dir: Path, last_step: int, keep_record: bool, keep_frame: bool) -> None:
     """On resume, drop the metrics records and sample grids of steps after the checkpoint:
     the resumed run makes them again, or never reaches them if it now stops earlier. Without
-    ``keep_last`` the checkpoint step's own record goes too: it closed a logging window early
-    (the run stopped there) and the resumed run carries that window on."""
+    ``keep_record`` the checkpoint step's own record goes too (it closed a logging window early,
+    where the run stopped, and the resumed run carries that window on), and without
+    ``keep_frame`` its grid (drawn only because the run ended there)."""
     path = run_dir / "metrics.jsonl"
     records = [r for r in read_metrics(path)
-               if r["step"] < last_step or (r["step"] == last_step and keep_last)]
+               if r["step"] < last_step or (r["step"] == last_step and keep_record)]
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     for frame in (run_dir / "samples").glob("step_*.png"):
-        if (step := step_of(frame.stem)) is not None and step > last_step:
+        step = step_of(frame.stem)
+        if step is not None and (step > last_step or (step == last_step and not keep_frame)):
             frame.unlink()
 
 
@@ -287,7 +289,8 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
     dist.barrier()  # every rank has checked its inputs before rank 0 writes
     if main:
         if resume:
-            _truncate_run(run_dir, start, keep_last=not window_steps)
+            _truncate_run(run_dir, start, keep_record=not window_steps,
+                          keep_frame=start % t.sample_every == 0)
         else:
             _prepare_new_run(run_dir, overwrite)
         (run_dir / "config.yaml").write_text(to_yaml(cfg))
