@@ -200,6 +200,8 @@ def test_resume_between_logging_steps_logs_what_a_straight_run_logs(first, cut, 
     assert without_time(read_metrics(run)) == without_time(read_metrics(straight("gan-mnist")))
     assert [list(r) for r in read_metrics(run)] == [list(r) for r in read_metrics(
         straight("gan-mnist"))]  # the keys in the same order too
+    times = [r["time"] for r in read_metrics(run)]  # the training clock runs on over the resume
+    assert times == sorted(times) and times[0] > 0
 
 
 def test_a_checkpoint_without_a_logging_window_still_resumes(tiny, tmp_path):

@@ -271,10 +271,11 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
                                   f"N > {start} to continue it")
         batches.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("data.")})
         window = {k[7:]: v.to(device) for k, v in state.items() if k.startswith("window.")}
+        seconds = float(state.get("clock.seconds", 0.0))  # training time before this resume
         noise.set_state(state["rng.noise"])
         torch.set_rng_state(state["rng.torch"])
     else:
-        window = {}
+        window, seconds = {}, 0.0
         _prepare_new_run(run_dir, overwrite, write=False)  # checks only
     # the logging window the checkpoint carried (older checkpoints carry none): its sums,
     # averaged over the ranks, and how many steps they hold. A penalty or a mixture turned on
@@ -327,7 +328,8 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
         state = {"rng.noise": noise.get_state(), "rng.torch": torch.get_rng_state(),
                  **{f"data.{k}": v for k, v in batches.state_dict().items()},
                  **{f"window.{k}": v.clone() for k, v in window.items()},  # unshared
-                 "window.steps": torch.tensor(steps)}
+                 "window.steps": torch.tensor(steps),
+                 "clock.seconds": torch.tensor(time.time() - t0, dtype=torch.float64)}
         save_checkpoint(run_dir, step, g, d, opt_g, opt_d, state, g_ema)
 
     sigma = 0.0  # instance noise of this step (noise_std)
@@ -420,7 +422,7 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
     # statistics summed over the logging window, on the device; a resume carries on the window
     # its checkpoint held, so metrics.jsonl comes out as if the run had not stopped
     sums, count = window, window_steps
-    step, stop, t0 = start, False, time.time()
+    step, stop, t0 = start, False, time.time() - seconds  # the clock runs on over resumes
     bar = tqdm(total=t.steps, initial=start, disable=not (t.progress and main), dynamic_ncols=True,
                desc="train", unit="step", file=sys.stderr,
                mininterval=0.1 if sys.stderr.isatty() else 30.0)  # keep CI logs short
