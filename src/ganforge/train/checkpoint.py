@@ -6,8 +6,8 @@ temporary name and renamed into place, so a crash mid-write leaves the previous 
     generator_ema.safetensors  the moving average of G (runs with train.ema_decay > 0)
     discriminator.safetensors  D's parameters and buffers
     optim_g.safetensors, optim_d.safetensors   Adam moments and step counts
-    state.safetensors          RNG states, the data sampler's permutation and the open logging
-                               window's summed statistics
+    state.safetensors          RNG states, the data sampler's permutation, the open logging
+                               window's summed statistics and the training clock
     state.json                 step, optimiser hyper-parameters
 """
 from __future__ import annotations
