@@ -204,6 +204,19 @@ def test_resume_between_logging_steps_logs_what_a_straight_run_logs(first, cut, 
     assert times == sorted(times) and times[0] > 0
 
 
+def test_a_metrics_line_cut_off_by_a_crash_is_dropped_on_resume(straight, tiny, tmp_path):
+    run = tmp_path / "run"
+    assert cli("train", "gan-mnist", *tiny(20), "--out", run) == 0
+    shutil.rmtree(run / "checkpoints" / "step_000020")  # killed while it wrote step 25's record
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write('{"step": 25, "d_loss": 0.5')
+    from ganforge.viz.plots import read_metrics as read_run_metrics
+
+    assert [r["step"] for r in read_run_metrics(run / "metrics.jsonl")] == [5, 10, 15, 20]
+    assert cli("train", "--resume", run, "train.steps=40") == 0
+    assert without_time(read_metrics(run)) == without_time(read_metrics(straight("gan-mnist")))
+
+
 def test_a_checkpoint_without_a_logging_window_still_resumes(tiny, tmp_path):
     """Checkpoints written before the window was saved: the record the stop wrote stays and
     the resumed run starts a fresh window."""

@@ -37,9 +37,16 @@ def make_gif(frames: list[Path | Image.Image], out: Path, ms_per_frame: int = 30
 
 
 def read_metrics(path: Path) -> list[dict]:
+    """The records of a metrics.jsonl. A last line cut off mid-write (the process was killed,
+    the disk filled up) is left out; a resume from the checkpoint before it writes it again."""
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    try:
+        last = [json.loads(lines[-1])] if lines else []
+    except json.JSONDecodeError:
+        last = []
+    return [json.loads(line) for line in lines[:-1]] + last
 
 
 def figure(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] | None = None,
