@@ -218,8 +218,8 @@ def test_a_metrics_line_cut_off_by_a_crash_is_dropped_on_resume(straight, tiny, 
 
 
 def test_a_checkpoint_without_a_logging_window_still_resumes(tiny, tmp_path):
-    """Checkpoints written before the window was saved: the record the stop wrote stays and
-    the resumed run starts a fresh window."""
+    """Checkpoints written before the window and the clock were saved: the record the stop
+    wrote stays, the resumed run starts a fresh window, and its clock goes on from that record."""
     from safetensors.torch import load_file, save_file
 
     run = tmp_path / "run"
@@ -227,9 +227,11 @@ def test_a_checkpoint_without_a_logging_window_still_resumes(tiny, tmp_path):
     path = run / "checkpoints" / "step_000013" / "state.safetensors"
     state = load_file(path)
     assert int(state["window.steps"]) == 3 and "window.d_loss" in state
-    save_file({k: v for k, v in state.items() if not k.startswith("window.")}, path)
+    save_file({k: v for k, v in state.items() if not k.startswith(("window.", "clock."))}, path)
     assert cli("train", "--resume", run, "train.steps=20") == 0
     assert [r["step"] for r in read_metrics(run)] == [5, 10, 13, 15, 20]
+    times = [r["time"] for r in read_metrics(run)]
+    assert times == sorted(times)
 
 
 def test_seeded_runs(tiny, tmp_path):
@@ -623,3 +625,30 @@ def test_a_penalty_turned_on_at_resume_starts_a_fresh_logging_window(tiny, tmp_p
     records = read_metrics(run)
     assert [r["step"] for r in records] == [5, 10, 13, 15, 20]  # 13 stays: 15 averages 14, 15
     assert "penalty" not in records[2] and records[3]["penalty"] >= 0
+
+
+def _tensorboard_steps(run) -> dict[str, list[int]]:
+    """The steps TensorBoard shows for each scalar and for the sample grids (after purges)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run / "tensorboard"), size_guidance={"images": 0, "scalars": 0})
+    acc.Reload()
+    steps = {tag: [e.step for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+    return {**steps, "samples": [e.step for e in acc.Images("samples")]}
+
+
+@pytest.mark.parametrize("first", [3, 4, 5, 7])  # a logging, sample or eval step, or none
+def test_a_stop_resumes_to_a_straight_runs_metrics_grids_and_tensorboard(first, tiny, tmp_path):
+    """What a stop adds at its step (an early record, an evaluation, a grid) is replaced by
+    what a straight run has there, in metrics.jsonl, samples/ and TensorBoard alike."""
+    sched = ["train.log_every=3", "train.sample_every=4", "train.checkpoint_every=5",
+             "train.eval_every=5", "train.eval_samples=64", "train.tensorboard=true"]
+    full, run = tmp_path / "full", tmp_path / "run"
+    assert cli("train", "demo", *tiny(12, *sched), "--out", full) == 0
+    assert cli("train", "demo", *tiny(first, *sched), "--out", run) == 0
+    assert "fid" in read_metrics(run)[-1]  # the stop evaluated, as the end of a run does
+    assert cli("train", "--resume", run, "train.steps=12") == 0
+    assert without_time(read_metrics(run)) == without_time(read_metrics(full))
+    assert sorted(p.name for p in (run / "samples").iterdir()) == \
+        sorted(p.name for p in (full / "samples").iterdir())
+    assert _tensorboard_steps(run) == _tensorboard_steps(full)

@@ -102,9 +102,10 @@ def test_two_processes_train_alike_and_resume_exactly(tiny, tmp_path):
         assert_bitwise_equal(ckpt(straight, 20, which),
                              load_file(dump / f"rank1_{which}.safetensors"))
 
-    _train(tmp_path, "split", "demo", *tiny(10), "--out", split)
+    # stopped between logging steps: the resume carries on each rank's own logging window
+    _train(tmp_path, "split", "demo", *tiny(13), "--out", split)
     output, _ = _train(tmp_path, "resume", "--resume", split, "train.steps=20")
-    assert "steps 10 -> 20" in output
+    assert "steps 13 -> 20" in output
     for name in ("generator", "discriminator", "optim_g", "optim_d", "state"):
         assert_bitwise_equal(ckpt(straight, 20, name), ckpt(split, 20, name))
     assert without_time(read_metrics(split)) == without_time(records)

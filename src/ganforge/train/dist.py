@@ -143,6 +143,16 @@ def average_stats(stats: dict[str, Tensor]) -> dict[str, Tensor]:
     return dict(zip(stats, flat / world_size()))
 
 
+def gather_stats(stats: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Each scalar statistic as a (W,) tensor of every rank's value, in rank order."""
+    if world_size() == 1:
+        return {k: v.reshape(1) for k, v in stats.items()}
+    flat = torch.stack([v.float().reshape(()) for v in stats.values()]).to(_device)
+    parts = [torch.empty_like(flat) for _ in range(world_size())]
+    dist.all_gather(parts, flat)
+    return dict(zip(stats, torch.stack(parts, dim=1)))
+
+
 def any_rank(flag: bool) -> bool:
     """True on every rank if it is true on any (a stop request reaches all at the same step)."""
     if world_size() == 1:

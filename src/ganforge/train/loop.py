@@ -26,12 +26,13 @@ from ganforge.losses import D_LOSSES, G_LOSSES, PENALTIES, discriminator_stats
 from ganforge.models import build_models
 from ganforge.sampling import sample_z
 from ganforge.train import dist
-from ganforge.train.checkpoint import (RUN_ENTRIES, file_in_the_way, latest_checkpoint,
-                                       load_checkpoint, save_checkpoint, step_of)
+from ganforge.train.checkpoint import (RUN_ENTRIES, checkpoint_name, file_in_the_way,
+                                       latest_checkpoint, load_checkpoint, save_checkpoint,
+                                       step_of)
 from ganforge.train.ema import EMA
 from ganforge.train.graph import CapturedStep
 from ganforge.train.unrolled import unrolled_fake_logits
-from ganforge.train.watch import evaluate, save_frame
+from ganforge.train.watch import EVAL_KEYS, evaluate, save_frame
 from ganforge.viz import make_gif, plot_curves
 from ganforge.viz.plots import read_metrics
 
@@ -154,15 +155,18 @@ def _prepare_new_run(run_dir: Path, overwrite: bool, write: bool = True) -> None
         run_dir.mkdir(parents=True, exist_ok=True)
 
 
-def _truncate_run(run_dir: Path, last_step: int, keep_record: bool, keep_frame: bool) -> None:
+def _truncate_run(run_dir: Path, last_step: int, keep_record: bool, keep_eval: bool,
+                  keep_frame: bool) -> None:
     """On resume, drop the metrics records and sample grids of steps after the checkpoint:
-    the resumed run makes them again, or never reaches them if it now stops earlier. Without
-    ``keep_record`` the checkpoint step's own record goes too (it closed a logging window early,
-    where the run stopped, and the resumed run carries that window on), and without
-    ``keep_frame`` its grid (drawn only because the run ended there)."""
+    the resumed run makes them again, or never reaches them if it now stops earlier. What the
+    checkpoint step has only because the run ended there goes too: without ``keep_record`` its
+    record (it closed a logging window early; the resumed run carries that window on), without
+    ``keep_eval`` the evaluation in it, without ``keep_frame`` its grid."""
     path = run_dir / "metrics.jsonl"
     records = [r for r in read_metrics(path)
                if r["step"] < last_step or (r["step"] == last_step and keep_record)]
+    if records and records[-1]["step"] == last_step and not keep_eval:
+        records[-1] = {k: v for k, v in records[-1].items() if k not in EVAL_KEYS}
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     for frame in (run_dir / "samples").glob("step_*.png"):
         step = step_of(frame.stem)
@@ -271,16 +275,22 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
                                   f"N > {start} to continue it")
         batches.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("data.")})
         window = {k[7:]: v.to(device) for k, v in state.items() if k.startswith("window.")}
-        seconds = float(state.get("clock.seconds", 0.0))  # training time before this resume
+        # training time before this resume (a checkpoint without it: the last record's)
+        seconds = float(state["clock.seconds"]) if "clock.seconds" in state else max(
+            [r["time"] for r in read_metrics(run_dir / "metrics.jsonl") if r["step"] <= start],
+            default=0.0)
         noise.set_state(state["rng.noise"])
         torch.set_rng_state(state["rng.torch"])
     else:
         window, seconds = {}, 0.0
         _prepare_new_run(run_dir, overwrite, write=False)  # checks only
-    # the logging window the checkpoint carried (older checkpoints carry none): its sums,
-    # averaged over the ranks, and how many steps they hold. A penalty or a mixture turned on
-    # or off on resume changes what is logged (see iteration's stats), so then it starts afresh.
+    # the logging window the checkpoint carried (older checkpoints carry none): how many steps
+    # it holds and each rank's sums, of which this rank takes its own (their mean if the run
+    # had another number of processes). A penalty or a mixture turned on or off on resume
+    # changes what is logged (see iteration's stats), so then it starts afresh.
     window_steps = int(window.pop("steps", 0))
+    window = {k: v[dist.rank()] if len(v) == dist.world_size() else v.mean()
+              for k, v in window.items()}
     if any((k in window) != on for k, on in (("penalty", penalty is not None), ("info", info))):
         window, window_steps = {}, 0
     if graphed and cfg.optim.decay != "none":  # the graph reads lr from a tensor it can change
@@ -291,6 +301,7 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
     if main:
         if resume:
             _truncate_run(run_dir, start, keep_record=not window_steps,
+                          keep_eval=bool(t.eval_every) and start % t.eval_every == 0,
                           keep_frame=start % t.sample_every == 0)
         else:
             _prepare_new_run(run_dir, overwrite)
@@ -304,10 +315,21 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
         log(line)
 
     writer = None
+
+    def to_tensorboard(step: int, record: dict | None, frame: Path | None) -> None:
+        for k, v in (record or {}).items():
+            if k not in ("step", "time") and v is not None:
+                writer.add_scalar(k, v, step)
+        if frame is not None:
+            writer.add_image("samples", _png_as_chw(frame), step)
+
     if t.tensorboard and main:
         from torch.utils.tensorboard import SummaryWriter
-        writer = SummaryWriter(str(run_dir / "tensorboard"),
-                               purge_step=(start + (not window_steps)) if start else None)
+        writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=start or None)
+        if start:  # purged from the checkpoint step on: put back what the run kept of it
+            kept = [r for r in read_metrics(run_dir / "metrics.jsonl") if r["step"] == start]
+            frame = run_dir / "samples" / f"{checkpoint_name(start)}.png"
+            to_tensorboard(start, kept[0] if kept else None, frame if frame.is_file() else None)
     metrics_file = open(run_dir / "metrics.jsonl", "a") if main else None
 
     def z_like(n: int) -> torch.Tensor:  # every rank draws the global batch, keeps its slice
@@ -450,13 +472,13 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
             on_schedule = step % t.log_every == 0 or (t.eval_every and step % t.eval_every == 0)
             log_now = on_schedule or last
             save_now = step % t.checkpoint_every == 0 or last
-            if log_now or save_now:  # every rank joins the average
-                totals = dist.average_stats(sums)
-                # what a checkpoint carries on: nothing after a scheduled record; otherwise
-                # the window so far (a record now only closes it early, for the stop)
-                carried = ({}, 0) if on_schedule else (totals, count)
-            if log_now:
-                means = {k: v / count for k, v in totals.items()}
+            # what a checkpoint carries on: nothing after a scheduled record; otherwise every
+            # rank's window so far (a record now only closes it early, for the stop)
+            carried = ({}, 0)
+            if save_now and not on_schedule:  # every rank joins the gather
+                carried = (dist.gather_stats(sums), count)
+            if log_now:  # every rank joins the average
+                means = dist.average_stats({k: v / count for k, v in sums.items()})
                 sums, count = {}, 0
             if log_now and main:
                 record = {"step": step, **{k: round(v.item(), 6) for k, v in means.items()},
@@ -466,16 +488,14 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
                 metrics_file.write(json.dumps(record) + "\n")
                 metrics_file.flush()
                 if writer is not None:
-                    for k, v in record.items():
-                        if k not in ("step", "time") and v is not None:
-                            writer.add_scalar(k, v, step)
+                    to_tensorboard(step, record, None)
                 bar.set_postfix(d_loss=f"{record['d_loss']:.3f}", g_loss=f"{record['g_loss']:.3f}",
                                 d_acc=f"{record['d_acc']:.2f}", refresh=False)
             if main and (step % t.sample_every == 0 or last):
-                frame = run_dir / "samples" / f"step_{step:06d}.png"
+                frame = run_dir / "samples" / f"{checkpoint_name(step)}.png"
                 save_frame(g_eval, d, data, cfg, frame, step)
                 if writer is not None:
-                    writer.add_image("samples", _png_as_chw(frame), step)
+                    to_tensorboard(step, None, frame)
             if main and save_now:
                 checkpoint(step, *carried)
             if stop:

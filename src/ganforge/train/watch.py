@@ -63,6 +63,9 @@ def save_frame(g: nn.Module, d: nn.Module, data, cfg, path: Path, step: int) -> 
 
 
 IMAGE_METRICS = ("fid", "kid", "is", "digit_kl", "precision", "recall", "cond_acc")
+STACKED_METRICS = ("modes", "kl", "digit_kl")
+TOY_METRICS = ("modes", "hq", "kl")
+EVAL_KEYS = frozenset(IMAGE_METRICS + STACKED_METRICS + TOY_METRICS)  # all evaluate() gives
 
 
 def evaluate(g: nn.Module, data, cfg, n: int | None = None) -> dict:
@@ -79,7 +82,7 @@ def evaluate(g: nn.Module, data, cfg, n: int | None = None) -> dict:
 
         z, y = fixed_inputs(cfg, n, seed=cfg.train.seed + 999)
         result = stacked_metrics(generate(g, z, y))
-        return {"modes": result["modes"], "kl": result["kl"], "digit_kl": result["digit_kl"]}
+        return {k: result[k] for k in STACKED_METRICS}
     if data.kind != "toy":
         if data.images.shape[1] != 1:
             return {}
@@ -96,7 +99,7 @@ def evaluate(g: nn.Module, data, cfg, n: int | None = None) -> dict:
 
     z, _ = fixed_inputs(cfg, n, seed=cfg.train.seed + 999)
     result = mode_metrics(generate(g, z).numpy(), data.centers.numpy(), data.stds.numpy())
-    return {k: result[k] for k in ("modes", "hq", "kl")}
+    return {k: result[k] for k in TOY_METRICS}
 
 
 def save_toy_samples(samples: np.ndarray, data, path: Path) -> None:
