@@ -174,6 +174,20 @@ def _truncate_run(run_dir: Path, last_step: int, keep_record: bool, keep_eval: b
             frame.unlink()
 
 
+def _carried_window(state: dict[str, torch.Tensor], device: torch.device,
+                    logged: dict[str, bool]) -> tuple[dict[str, torch.Tensor], int]:
+    """The logging window a checkpoint carried: this rank's sums (the mean of the saved ranks'
+    if the run had another number of processes) and how many steps they hold. Older
+    checkpoints carry none. ``logged`` says which optional statistics this run logs; a window
+    with others (a penalty or a mixture turned on or off on resume) is dropped for a fresh one."""
+    sums = {k[7:]: v.to(device) for k, v in state.items() if k.startswith("window.")}
+    steps = int(sums.pop("steps", 0))
+    if any((k in sums) != on for k, on in logged.items()):
+        return {}, 0
+    return {k: v[dist.rank()] if len(v) == dist.world_size() else v.mean()
+            for k, v in sums.items()}, steps
+
+
 class _StopFlag:
     """The first Ctrl-C (SIGINT) or SIGTERM, which job schedulers send before they kill a job,
     asks the loop to stop at the end of the current step (then it checkpoints); a second one
@@ -267,14 +281,16 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
     g_ema = ema.model if ema is not None else None
     g_eval = g_ema if g_ema is not None else g  # what samples and evaluation see
 
-    start = 0
+    start, window, window_steps, seconds = 0, {}, 0, 0.0
     if resume:
         start, state = load_checkpoint(latest_checkpoint(run_dir), g, d, opt_g, opt_d, g_ema)
         if t.steps <= start:
             raise CheckpointError(f"the run is already at step {start}; pass train.steps=N with "
                                   f"N > {start} to continue it")
         batches.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("data.")})
-        window = {k[7:]: v.to(device) for k, v in state.items() if k.startswith("window.")}
+        # the optional statistics iteration() logs, against those of the carried window
+        window, window_steps = _carried_window(state, device, {"penalty": penalty is not None,
+                                                               "info": info})
         # training time before this resume (a checkpoint without it: the last record's)
         seconds = float(state["clock.seconds"]) if "clock.seconds" in state else max(
             [r["time"] for r in read_metrics(run_dir / "metrics.jsonl") if r["step"] <= start],
@@ -282,17 +298,7 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
         noise.set_state(state["rng.noise"])
         torch.set_rng_state(state["rng.torch"])
     else:
-        window, seconds = {}, 0.0
         _prepare_new_run(run_dir, overwrite, write=False)  # checks only
-    # the logging window the checkpoint carried (older checkpoints carry none): how many steps
-    # it holds and each rank's sums, of which this rank takes its own (their mean if the run
-    # had another number of processes). A penalty or a mixture turned on or off on resume
-    # changes what is logged (see iteration's stats), so then it starts afresh.
-    window_steps = int(window.pop("steps", 0))
-    window = {k: v[dist.rank()] if len(v) == dist.world_size() else v.mean()
-              for k, v in window.items()}
-    if any((k in window) != on for k, on in (("penalty", penalty is not None), ("info", info))):
-        window, window_steps = {}, 0
     if graphed and cfg.optim.decay != "none":  # the graph reads lr from a tensor it can change
         for opt in (opt_g, opt_d):
             for group in opt.param_groups:
