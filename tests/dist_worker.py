@@ -48,6 +48,8 @@ def unit() -> None:
     assert torch.equal(bn.running_mean, torch.full((2,), 0.5)) and int(bn.num_batches_tracked) == 5
     means = dist.average_stats({"a": torch.tensor(float(RANK)), "b": torch.tensor(4.0 * RANK)})
     assert list(means) == ["a", "b"] and means["a"].item() == 0.5 and means["b"].item() == 2.0
+    gathered = dist.gather_stats({"a": torch.tensor(float(RANK)), "b": torch.tensor(4.0 * RANK)})
+    assert gathered["a"].tolist() == [0.0, 1.0] and gathered["b"].tolist() == [0.0, 4.0]
     assert dist.any_rank(RANK == 1) and not dist.any_rank(False)
     dist.teardown()
 

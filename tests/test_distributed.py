@@ -57,6 +57,7 @@ def test_helpers_are_no_ops_in_one_process(monkeypatch):
     x = torch.arange(6.0)
     stats = {"a": x[0]}
     assert dist.shard(x) is x and dist.average_stats(stats) is stats
+    assert dist.gather_stats(stats)["a"].tolist() == [0.0]
     assert dist.check_batch(15) == 15 and dist.any_rank(True) and not dist.any_rank(False)
     lin = torch.nn.Linear(2, 2)
     lin.weight.grad = torch.ones(2, 2)

@@ -134,11 +134,16 @@ def average_buffers(*modules: nn.Module) -> None:
     _average_([b for m in modules for b in m.buffers() if b.is_floating_point()])
 
 
+def _stacked(stats: dict[str, Tensor]) -> Tensor:
+    """Scalar statistics as one float tensor where the collectives run."""
+    return torch.stack([v.float().reshape(()) for v in stats.values()]).to(_device)
+
+
 def average_stats(stats: dict[str, Tensor]) -> dict[str, Tensor]:
     """Scalar statistics averaged over ranks (every rank's slice has the same size)."""
     if world_size() == 1:
         return stats
-    flat = torch.stack([v.float().reshape(()) for v in stats.values()]).to(_device)
+    flat = _stacked(stats)
     dist.all_reduce(flat)
     return dict(zip(stats, flat / world_size()))
 
@@ -147,7 +152,7 @@ def gather_stats(stats: dict[str, Tensor]) -> dict[str, Tensor]:
     """Each scalar statistic as a (W,) tensor of every rank's value, in rank order."""
     if world_size() == 1:
         return {k: v.reshape(1) for k, v in stats.items()}
-    flat = torch.stack([v.float().reshape(()) for v in stats.values()]).to(_device)
+    flat = _stacked(stats)
     parts = [torch.empty_like(flat) for _ in range(world_size())]
     dist.all_gather(parts, flat)
     return dict(zip(stats, torch.stack(parts, dim=1)))
