@@ -156,12 +156,13 @@ def _prepare_new_run(run_dir: Path, overwrite: bool, write: bool = True) -> None
 
 
 def _truncate_run(run_dir: Path, last_step: int, keep_record: bool, keep_eval: bool,
-                  keep_frame: bool) -> None:
+                  keep_frame: bool) -> dict | None:
     """On resume, drop the metrics records and sample grids of steps after the checkpoint:
     the resumed run makes them again, or never reaches them if it now stops earlier. What the
     checkpoint step has only because the run ended there goes too: without ``keep_record`` its
     record (it closed a logging window early; the resumed run carries that window on), without
-    ``keep_eval`` the evaluation in it, without ``keep_frame`` its grid."""
+    ``keep_eval`` the evaluation in it, without ``keep_frame`` its grid. Returns the record
+    kept for the checkpoint step, if any."""
     path = run_dir / "metrics.jsonl"
     records = [r for r in read_metrics(path)
                if r["step"] < last_step or (r["step"] == last_step and keep_record)]
@@ -172,6 +173,7 @@ def _truncate_run(run_dir: Path, last_step: int, keep_record: bool, keep_eval: b
         step = step_of(frame.stem)
         if step is not None and (step > last_step or (step == last_step and not keep_frame)):
             frame.unlink()
+    return records[-1] if records and records[-1]["step"] == last_step else None
 
 
 def _carried_window(state: dict[str, torch.Tensor], device: torch.device,
@@ -304,11 +306,12 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
             for group in opt.param_groups:
                 group["lr"] = torch.tensor(float(group["lr"]), device=device)
     dist.barrier()  # every rank has checked its inputs before rank 0 writes
+    kept = None  # what the run keeps of the checkpoint step's metrics record
     if main:
         if resume:
-            _truncate_run(run_dir, start, keep_record=not window_steps,
-                          keep_eval=bool(t.eval_every) and start % t.eval_every == 0,
-                          keep_frame=start % t.sample_every == 0)
+            kept = _truncate_run(run_dir, start, keep_record=not window_steps,
+                                 keep_eval=bool(t.eval_every) and start % t.eval_every == 0,
+                                 keep_frame=start % t.sample_every == 0)
         else:
             _prepare_new_run(run_dir, overwrite)
         (run_dir / "config.yaml").write_text(to_yaml(cfg))
@@ -333,9 +336,8 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
         from torch.utils.tensorboard import SummaryWriter
         writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=start or None)
         if start:  # purged from the checkpoint step on: put back what the run kept of it
-            kept = [r for r in read_metrics(run_dir / "metrics.jsonl") if r["step"] == start]
             frame = run_dir / "samples" / f"{checkpoint_name(start)}.png"
-            to_tensorboard(start, kept[0] if kept else None, frame if frame.is_file() else None)
+            to_tensorboard(start, kept, frame if frame.is_file() else None)
     metrics_file = open(run_dir / "metrics.jsonl", "a") if main else None
 
     def z_like(n: int) -> torch.Tensor:  # every rank draws the global batch, keeps its slice
