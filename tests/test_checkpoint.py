@@ -1,4 +1,5 @@
 """Checkpoints: exact round trips of models and Adam states, mismatches named, crash safety."""
+import errno
 import json
 
 import pytest
@@ -131,16 +132,16 @@ def test_corrupt_file_is_a_checkpoint_error(tmp_path):
 
 
 def failing_on_call(monkeypatch, n):
-    real = ckpt.save_file
+    real = ckpt.save_tensors
     calls = {"n": 0}
 
-    def save_file(*args, **kwargs):
+    def save_tensors(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == n:
-            raise OSError("disk full (simulated)")
+            raise OSError(errno.ENOSPC, "No space left on device (simulated)")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(ckpt, "save_file", save_file)
+    monkeypatch.setattr(ckpt, "save_tensors", save_tensors)
     return calls
 
 
@@ -161,10 +162,10 @@ def test_crash_during_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     assert latest_checkpoint(tmp_path) == first
     assert [s for s, _ in list_checkpoints(tmp_path)] == [10]
     assert files(first) == before
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["step_000010"]  # no .tmp
     g2, d2, og2, od2 = setup(cfg, seed=3)
     step, state = load_checkpoint(latest_checkpoint(tmp_path), g2, d2, og2, od2)
     assert step == 10 and state["x"].item() == 1
-    # the next successful save replaces the leftovers of the failed one
     monkeypatch.undo()
     save_checkpoint(tmp_path, 20, g, d, opt_g, opt_d, {"x": torch.tensor(2)})
     assert latest_checkpoint(tmp_path).name == "step_000020"

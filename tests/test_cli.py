@@ -204,6 +204,70 @@ def test_resume_between_logging_steps_logs_what_a_straight_run_logs(first, cut, 
     assert times == sorted(times) and times[0] > 0
 
 
+def test_a_full_disk_stops_with_one_line_and_the_run_resumes_exactly(straight, tiny, tmp_path,
+                                                                      monkeypatch, capsys):
+    """The disk fills up while step 20's checkpoint is written: one line naming the checkpoint
+    to go on from, no half-written checkpoint left behind, and the resumed run ends as a straight
+    run does."""
+    import errno
+
+    import ganforge.train.checkpoint as checkpoint
+
+    real = checkpoint.save_tensors
+
+    def save_tensors(tensors, path, metadata=None):
+        if "step_000020" in str(path) and path.name == "discriminator.safetensors":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(tensors, path, metadata)
+
+    monkeypatch.setattr(checkpoint, "save_tensors", save_tensors)
+    run = tmp_path / "run"
+    assert cli("train", "gan-mnist", *tiny(40), "--out", run) == 2
+    line = one_error_line(capsys)
+    assert line == (f"ganforge: error: no space left on device; '{run}' is intact up to its "
+                    f"checkpoint step_000010: free some space, then go on with "
+                    f"`ganforge train --resume {run}`")
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step_000010"]
+    monkeypatch.undo()
+    assert cli("train", "--resume", run) == 0
+    full = straight("gan-mnist")
+    assert without_time(read_metrics(run)) == without_time(read_metrics(full))
+    assert_bitwise_equal(ckpt_file(full, 40), ckpt_file(run, 40))
+
+
+def test_a_full_disk_before_the_first_checkpoint_says_to_train_again(tiny, tmp_path,
+                                                                    monkeypatch, capsys):
+    import errno
+
+    import ganforge.train.checkpoint as checkpoint
+
+    def no_space(tensors, path, metadata=None):
+        raise OSError(errno.EDQUOT, "Disk quota exceeded", str(path))
+
+    monkeypatch.setattr(checkpoint, "save_tensors", no_space)
+    run = tmp_path / "run"
+    assert cli("train", "gan-mnist", *tiny(10), "--out", run) == 2
+    assert one_error_line(capsys) == (
+        f"ganforge: error: no space left on device (writing {run}/checkpoints/.step_000010.tmp/"
+        f"generator.safetensors) before '{run}' had a checkpoint; free some space and train "
+        f"again with --overwrite")
+    assert not list((run / "checkpoints").iterdir())
+    monkeypatch.undo()
+    assert cli("train", "gan-mnist", *tiny(10), "--out", run, "--overwrite") == 0
+
+
+def test_a_full_disk_in_any_command_is_one_line(dcgan, tmp_path, monkeypatch, capsys):
+    import errno
+
+    def no_space(file, arr):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "save", no_space)
+    assert cli("sample", dcgan, "--n", 4, "--out", tmp_path / "s.npy") == 2
+    assert one_error_line(capsys) == ("ganforge: error: no space left on device; free some "
+                                      "space and run the command again")
+
+
 def test_a_metrics_line_cut_off_by_a_crash_is_dropped_on_resume(straight, tiny, tmp_path):
     run = tmp_path / "run"
     assert cli("train", "gan-mnist", *tiny(20), "--out", run) == 0

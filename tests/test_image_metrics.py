@@ -226,6 +226,28 @@ def test_reference_features_are_cached_and_keyed(digits, tmp_path):
     assert len(list((tmp_path / "cache").glob("*.safetensors"))) == 2
 
 
+@pytest.mark.parametrize("full", ["disk", "file in the way"])
+def test_a_cache_that_cannot_be_written_costs_only_time(full, digits, tmp_path, monkeypatch):
+    import errno
+
+    import ganforge.train.checkpoint as checkpoint
+
+    x = digits[0][:64]
+    if full == "disk":
+        def no_space(*args, **kwargs):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        monkeypatch.setattr(checkpoint, "save_tensors", no_space)
+    else:
+        (tmp_path / "cache").write_text("not a folder")
+    feats = reference_features("mnist", x)
+    assert feats.shape == (64, 128)
+    monkeypatch.undo()
+    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "other"))
+    assert torch.equal(reference_features("mnist", x), feats)  # the same figures, cached or not
+    if full == "disk":
+        assert not list((tmp_path / "cache").iterdir())  # no half-written entry left
+
+
 def test_score_images_keys(digits):
     x, y = digits
     result = score_images(x[:200], x[200:400], labels=y[:200], reference="mnist")

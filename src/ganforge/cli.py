@@ -10,7 +10,7 @@ import re
 import sys
 from pathlib import Path
 
-from ganforge.errors import GanforgeError
+from ganforge.errors import NO_SPACE, GanforgeError
 
 EXAMPLES = """examples:
   ganforge presets
@@ -583,6 +583,13 @@ def main(argv: list[str] | None = None) -> int:
             if m[2] == "bytes" else f" (it asked for {m[1]} {m[2]})"
         print(f"ganforge: error: not enough memory for this request{size}; ask for less, e.g. "
               "a smaller --n, --pool, --rows or train.batch_size", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if e.errno not in NO_SPACE:
+            raise
+        what = f" (writing {e.filename})" if e.filename else ""
+        print(f"ganforge: error: no space left on device{what}; free some space and run the "
+              "command again", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ganforge: interrupted", file=sys.stderr)

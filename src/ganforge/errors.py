@@ -1,4 +1,8 @@
 """Errors a user can fix. The command line prints them as one line and exits with code 2."""
+import errno
+
+# the errno values of a full disk and of a full quota: the user frees space and runs again
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 class GanforgeError(Exception):

@@ -223,7 +223,9 @@ def reference_features(name: str, images, extractor=None) -> Tensor:
 
     The key is dataset name + extractor (with a hash of its weights) + count + a hash of the
     images' bytes, so changed data or retrained weights never reuse stale features."""
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
+
+    from ganforge.train.checkpoint import save_tensors
 
     extract_fn, ident = extractor or feature_extractor()
     x = torch.as_tensor(images)
@@ -236,10 +238,14 @@ def reference_features(name: str, images, extractor=None) -> Tensor:
         except Exception:  # a corrupt cache file is recomputed, never trusted
             pass
     feats, _ = extract_fn(x)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
-    save_file({"features": feats.contiguous()}, str(tmp))
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_tensors({"features": feats.contiguous()}, tmp)
+        os.replace(tmp, path)
+    except OSError:  # a full disk or a read-only cache costs the next run time, not this one
+        if tmp.is_file():
+            tmp.unlink()
     return feats
 
 

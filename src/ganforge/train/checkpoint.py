@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
 from ganforge.errors import CheckpointError
@@ -104,19 +104,24 @@ def save_checkpoint(run_dir: Path, step: int, g: nn.Module, d: nn.Module,
     tmp = root / f".{final.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    save_file(_cpu(g.state_dict()), tmp / "generator.safetensors")
-    if g_ema is not None:
-        save_file(_cpu(g_ema.state_dict()), tmp / EMA_FILE)
-    save_file(_cpu(d.state_dict()), tmp / "discriminator.safetensors")
-    groups = {}
-    for name, opt in (("optim_g", opt_g), ("optim_d", opt_d)):
-        tensors, groups[name] = _optim_to_files(opt)
-        save_file(tensors, tmp / f"{name}.safetensors")
-    save_file(_cpu(state), tmp / "state.safetensors")
-    (tmp / "state.json").write_text(json.dumps({"step": step, "param_groups": groups}, indent=1))
-    for f in tmp.iterdir():  # make the bytes durable before the rename publishes them
-        with open(f, "rb") as fh:
-            os.fsync(fh.fileno())
+    try:
+        save_tensors(_cpu(g.state_dict()), tmp / "generator.safetensors")
+        if g_ema is not None:
+            save_tensors(_cpu(g_ema.state_dict()), tmp / EMA_FILE)
+        save_tensors(_cpu(d.state_dict()), tmp / "discriminator.safetensors")
+        groups = {}
+        for name, opt in (("optim_g", opt_g), ("optim_d", opt_d)):
+            tensors, groups[name] = _optim_to_files(opt)
+            save_tensors(tensors, tmp / f"{name}.safetensors")
+        save_tensors(_cpu(state), tmp / "state.safetensors")
+        (tmp / "state.json").write_text(json.dumps({"step": step, "param_groups": groups},
+                                                   indent=1))
+        for f in tmp.iterdir():  # make the bytes durable before the rename publishes them
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+    except BaseException:  # a full disk, Ctrl-C: leave no half-written folder taking space
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if final.exists():  # re-saving a step: move the old one aside, never delete it first
         old = root / f".{final.name}.old"
         shutil.rmtree(old, ignore_errors=True)
@@ -126,6 +131,13 @@ def save_checkpoint(run_dir: Path, step: int, g: nn.Module, d: nn.Module,
     else:
         os.replace(tmp, final)
     return final
+
+
+def save_tensors(tensors: dict[str, torch.Tensor], path: Path,
+                 metadata: dict[str, str] | None = None) -> None:
+    """Write a safetensors file through Python's own file object, so that a full disk is an
+    OSError with its errno (safetensors' save_file reports it as a SafetensorError of text)."""
+    Path(path).write_bytes(save(tensors, metadata))
 
 
 def _cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

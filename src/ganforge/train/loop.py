@@ -21,14 +21,15 @@ from tqdm import tqdm
 
 from ganforge.config import Config, to_yaml
 from ganforge.data import load_data
-from ganforge.errors import CheckpointError, ConfigError, DataError
+from ganforge.errors import (NO_SPACE, CheckpointError, ConfigError, DataError,
+                             GanforgeError)
 from ganforge.losses import D_LOSSES, G_LOSSES, PENALTIES, discriminator_stats
 from ganforge.models import build_models
 from ganforge.sampling import sample_z
 from ganforge.train import dist
 from ganforge.train.checkpoint import (RUN_ENTRIES, checkpoint_name, file_in_the_way,
-                                       latest_checkpoint, load_checkpoint, save_checkpoint,
-                                       step_of)
+                                       latest_checkpoint, list_checkpoints, load_checkpoint,
+                                       save_checkpoint, step_of)
 from ganforge.train.ema import EMA
 from ganforge.train.graph import CapturedStep
 from ganforge.train.unrolled import unrolled_fake_logits
@@ -248,8 +249,24 @@ def train(cfg: Config, run_dir: str | Path, *, overwrite: bool = False, resume: 
         with torch.random.fork_rng(devices=cuda):  # the loop seeds torch's global generator
             return _train(cfg, Path(run_dir), device, overwrite, resume,
                           log if dist.is_main() else lambda *a, **k: None)
+    except OSError as e:
+        if e.errno not in NO_SPACE:
+            raise
+        raise GanforgeError(_no_space(Path(run_dir), e)) from e
     finally:
         dist.teardown()
+
+
+def _no_space(run_dir: Path, e: OSError) -> str:
+    """The one line for a disk that filled up mid-run: what is safe and how to go on."""
+    what = f" (writing {e.filename})" if e.filename else ""
+    found = list_checkpoints(run_dir)
+    if not found:
+        return (f"no space left on device{what} before '{run_dir}' had a checkpoint; free "
+                f"some space and train again with --overwrite")
+    return (f"no space left on device{what}; '{run_dir}' is intact up to its checkpoint "
+            f"{found[-1][1].name}: free some space, then go on with "
+            f"`ganforge train --resume {run_dir}`")
 
 
 def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, resume: bool,
@@ -456,7 +473,7 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
     bar = tqdm(total=t.steps, initial=start, disable=not (t.progress and main), dynamic_ncols=True,
                desc="train", unit="step", file=sys.stderr,
                mininterval=0.1 if sys.stderr.isatty() else 30.0)  # keep CI logs short
-    with _StopFlag() as flag:
+    with _StopFlag() as flag, bar:  # an error closes the bar before its message is printed
         for step in range(start + 1, t.steps + 1):
             if cfg.optim.decay != "none":
                 f = lr_factor(cfg.optim.decay, step, t.steps)
