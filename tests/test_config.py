@@ -101,12 +101,27 @@ def test_parse_overrides_nests():
 
 
 def test_string_settings_keep_the_text_as_typed():
-    """YAML would read these folder names as a bool, an octal int, an int and None."""
-    for text in ("no", "010", "1_000", "null", "a: b"):
+    """YAML would read these folder names as a bool, an int, a float, None and a mapping."""
+    for text in ("true", "010", "1e3", "null", "a: b"):
         assert load_config("demo", [f"data.root={text}"]).data.root == text
     assert parse_overrides(["data.root='my data'"]) == {"data": {"root": "my data"}}
-    assert parse_overrides(["train.progress=no", "data.limit=010"]) == {
-        "train": {"progress": False}, "data": {"limit": 8}}  # other types still parse as YAML
+    assert parse_overrides(["data.limit=010"]) == {"data": {"limit": 10}}  # other types: YAML
+
+
+def test_numbers_and_booleans_are_read_as_yaml_1_2(tmp_path):
+    """PyYAML reads YAML 1.1: 010 is 8 (octal), 1:30 is 90 (base 60), 1e-3 is text, no is
+    False. ganforge reads them as YAML 1.2 does, in files and in overrides alike."""
+    assert parse_overrides(["data.limit=010", "optim.lr_g=1e-3", "train.steps=1:30",
+                            "train.progress=no", "train.seed=0x10"]) == {
+        "data": {"limit": 10}, "optim": {"lr_g": 0.001},
+        "train": {"steps": "1:30", "progress": "no", "seed": 16}}
+    path = tmp_path / "mine.yaml"
+    path.write_text("data:\n  limit: 010\noptim:\n  lr_g: 1e-3\ntrain:\n  progress: no\n")
+    cfg = load_config(str(path))
+    assert (cfg.data.limit, cfg.optim.lr_g, cfg.train.progress) == (10, 0.001, False)
+    assert one_line_error("demo", ["train.steps=1:30"]) == (
+        "bad value for 'train.steps' in overrides: Value '1:30' of type 'str' could not be "
+        "converted to Integer")
     assert "'None' is not known" in one_line_error("demo", ["loss.penalty=None"])
 
 
@@ -207,7 +222,7 @@ def test_yaml_file_preset(tmp_path):
 
 def test_a_yaml_file_must_quote_a_name_that_yaml_reads_as_something_else(tmp_path):
     path = tmp_path / "mine.yaml"
-    for text, shown in (("no", "bool False"), ("010", "int 8"), ("1.10", "float 1.1")):
+    for text, shown in (("true", "bool True"), ("010", "int 10"), ("1.10", "float 1.1")):
         path.write_text(f"data:\n  root: {text}\n")
         with pytest.raises(ConfigError) as info:
             load_config(str(path))
@@ -215,10 +230,15 @@ def test_a_yaml_file_must_quote_a_name_that_yaml_reads_as_something_else(tmp_pat
                                    f"{shown}, not as text; put it in quotes")
         path.write_text(f"data:\n  root: '{text}'\n")
         assert load_config(str(path)).data.root == text
-    # a config.yaml that train wrote quotes such names itself, so it loads back the same
-    cfg = load_config("demo", ["data.root=no"])
-    (tmp_path / "config.yaml").write_text(to_yaml(cfg))
-    assert load_run_config(tmp_path / "config.yaml").data.root == "no"
+    path.write_text("data:\n  root: no\n")  # YAML 1.1's False; text in YAML 1.2
+    assert load_config(str(path)).data.root == "no"
+    # a config.yaml that train wrote quotes such names itself, so it loads back the same, here
+    # and in a YAML 1.1 reader such as yaml.safe_load
+    for text in ("no", "010", "1e3", "1:30", "true"):
+        cfg = load_config("demo", [f"data.root={text}"])
+        (tmp_path / "config.yaml").write_text(to_yaml(cfg))
+        assert load_run_config(tmp_path / "config.yaml").data.root == text
+        assert yaml.safe_load(to_yaml(cfg))["data"]["root"] == text
 
 
 def test_resolved_config_round_trips(tmp_path):

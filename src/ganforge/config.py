@@ -143,9 +143,47 @@ def _read_text(path: Path, where: str) -> str:
         raise ConfigError(f"{where}: not valid YAML (not UTF-8 text)") from None
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2 scalars. PyYAML follows YAML 1.1, which reads ``no`` and ``off`` as False,
+    ``010`` as 8 (octal), ``1:30`` as 90 (base 60) and ``1e-3`` as text; here only true/false
+    are booleans, integers are decimal (or 0x / 0o), and ``1e-3`` is a float."""
+
+
+class _Dumper(yaml.SafeDumper):
+    """Quotes text that YAML 1.2 or 1.1 would read as something else ('1e3', 'no', '010'), so
+    config.yaml reads back unchanged here and in any other YAML reader."""
+
+
+_BOOL, _INT, _FLOAT = (f"tag:yaml.org,2002:{t}" for t in ("bool", "int", "float"))
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in (_BOOL, _INT, _FLOAT)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+for _cls in (_Loader, _Dumper):
+    _cls.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                               list("tTfF"))
+    _cls.add_implicit_resolver(_INT, re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
+                               list("-+0123456789"))
+    _cls.add_implicit_resolver(_FLOAT, re.compile(
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"), list("-+.0123456789"))
+
+
+def _yaml_int(loader: _Loader, node: yaml.ScalarNode) -> int:
+    text = node.value
+    return int(text[2:], 8) if text.startswith("0o") else int(text, 16 if text.startswith(
+        "0x") else 10)
+
+
+_Loader.add_constructor(_INT, _yaml_int)
+
+
+def _load_yaml(text: str):
+    return yaml.load(text, Loader=_Loader)
+
+
 def _read_yaml(text: str, where: str) -> dict:
     try:
-        data = yaml.safe_load(text) or {}
+        data = _load_yaml(text) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"{where}: not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(data, dict):
@@ -213,8 +251,8 @@ def _takes_text(key: str) -> bool:
 
 def parse_overrides(overrides: list[str]) -> dict:
     """``["train.steps=300", "loss.generator=minimax"]`` -> nested dict. Values are parsed as
-    YAML, except that a string setting keeps the text as typed where YAML reads something else:
-    ``data.root=no`` is the folder "no" (not False), ``data.root=010`` the folder "010" (not 8)."""
+    YAML (1.2), except that a string setting keeps the text as typed where YAML reads something
+    else: ``data.root=true`` is the folder "true", ``data.root=010`` the folder "010" (not 10)."""
     out: dict = {}
     for item in overrides:
         if "=" not in item or item.startswith("="):
@@ -222,7 +260,7 @@ def parse_overrides(overrides: list[str]) -> dict:
                               "(e.g. train.steps=300)")
         key, _, value = item.partition("=")
         try:
-            parsed = yaml.safe_load(value) if value != "" else ""
+            parsed = _load_yaml(value) if value != "" else ""
         except yaml.YAMLError:
             parsed = value
         if not isinstance(parsed, str) and _takes_text(key.strip()):
@@ -239,7 +277,7 @@ def parse_overrides(overrides: list[str]) -> dict:
 
 def _check_text(layer: dict, source: str, prefix: str = "") -> None:
     """A string setting (a name or a path) given a YAML bool or number: OmegaConf would make
-    'False' of ``root: no`` and '8' of ``root: 010``, so ask for quotes instead."""
+    'True' of ``root: true`` and '10' of ``root: 010``, so ask for quotes instead."""
     for key, value in layer.items():
         full = f"{prefix}{key}"
         if isinstance(value, dict):
@@ -300,7 +338,7 @@ def load_run_config(path: str | Path, overrides: list[str] = ()) -> Config:
 
 
 def to_yaml(cfg: Config) -> str:
-    return yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False)
+    return yaml.dump(dataclasses.asdict(cfg), Dumper=_Dumper, sort_keys=False)
 
 
 # ----------------------------------------------------------------------------- validation
