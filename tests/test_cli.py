@@ -204,6 +204,30 @@ def test_resume_between_logging_steps_logs_what_a_straight_run_logs(first, cut, 
     assert times == sorted(times) and times[0] > 0
 
 
+def test_a_resume_on_other_versions_says_so(demo_copy, capsys):
+    import ganforge
+
+    state = demo_copy / "checkpoints" / "step_000040" / "state.json"
+    meta = json.loads(state.read_text())
+    assert meta["versions"] == {"ganforge": ganforge.__version__, "torch": torch.__version__,
+                                "python": ".".join(map(str, sys.version_info[:3]))}
+    meta["versions"]["torch"] = "2.4.0"
+    state.write_text(json.dumps(meta))
+    assert cli("train", "--resume", demo_copy, "train.steps=42") == 0
+    assert (f"note: step_000040 was written by other versions (torch 2.4.0 -> "
+            f"{torch.__version__}); the arithmetic can differ") in capsys.readouterr().out
+    assert cli("train", "--resume", demo_copy, "train.steps=44") == 0  # written here: no note
+    assert "note:" not in capsys.readouterr().out
+
+
+def test_version(capsys):
+    import ganforge
+
+    with pytest.raises(SystemExit) as exit_:
+        cli("--version")
+    assert exit_.value.code == 0 and capsys.readouterr().out == f"ganforge {ganforge.__version__}\n"
+
+
 def test_a_full_disk_stops_with_one_line_and_the_run_resumes_exactly(straight, tiny, tmp_path,
                                                                       monkeypatch, capsys):
     """The disk fills up while step 20's checkpoint is written: one line naming the checkpoint

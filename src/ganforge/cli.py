@@ -10,6 +10,7 @@ import re
 import sys
 from pathlib import Path
 
+from ganforge import __version__
 from ganforge.errors import NO_SPACE, GanforgeError
 
 EXAMPLES = """examples:
@@ -453,6 +454,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="ganforge", description="Train, evaluate and explain GANs.",
                 epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"ganforge {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sub.add_parser("presets", help="list the presets with a one-line description")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import re
 import shutil
 from pathlib import Path
@@ -114,8 +115,8 @@ def save_checkpoint(run_dir: Path, step: int, g: nn.Module, d: nn.Module,
             tensors, groups[name] = _optim_to_files(opt)
             save_tensors(tensors, tmp / f"{name}.safetensors")
         save_tensors(_cpu(state), tmp / "state.safetensors")
-        (tmp / "state.json").write_text(json.dumps({"step": step, "param_groups": groups},
-                                                   indent=1))
+        (tmp / "state.json").write_text(json.dumps(
+            {"step": step, "param_groups": groups, "versions": versions()}, indent=1))
         for f in tmp.iterdir():  # make the bytes durable before the rename publishes them
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
@@ -131,6 +132,26 @@ def save_checkpoint(run_dir: Path, step: int, g: nn.Module, d: nn.Module,
     else:
         os.replace(tmp, final)
     return final
+
+
+def versions() -> dict[str, str]:
+    """What wrote a checkpoint: a resume on other versions is not bitwise a straight run."""
+    from ganforge import __version__
+
+    return {"ganforge": __version__, "torch": torch.__version__,
+            "python": platform.python_version()}
+
+
+def version_change(path: Path) -> str:
+    """'' when the checkpoint at ``path`` was written by this ganforge and torch (or does not
+    say), else what changed, e.g. "torch 2.11.0 -> 2.14.1"."""
+    try:
+        then = json.loads((path / "state.json").read_text()).get("versions", {})
+    except (OSError, ValueError):
+        return ""
+    now = versions()
+    return ", ".join(f"{k} {then[k]} -> {now[k]}" for k in ("ganforge", "torch")
+                     if k in then and then[k] != now[k])
 
 
 def save_tensors(tensors: dict[str, torch.Tensor], path: Path,

@@ -29,7 +29,7 @@ from ganforge.sampling import sample_z
 from ganforge.train import dist
 from ganforge.train.checkpoint import (RUN_ENTRIES, checkpoint_name, file_in_the_way,
                                        latest_checkpoint, list_checkpoints, load_checkpoint,
-                                       save_checkpoint, step_of)
+                                       save_checkpoint, step_of, version_change)
 from ganforge.train.ema import EMA
 from ganforge.train.graph import CapturedStep
 from ganforge.train.unrolled import unrolled_fake_logits
@@ -302,7 +302,8 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
 
     start, window, window_steps, seconds = 0, {}, 0, 0.0
     if resume:
-        start, state = load_checkpoint(latest_checkpoint(run_dir), g, d, opt_g, opt_d, g_ema)
+        newest = latest_checkpoint(run_dir)
+        start, state = load_checkpoint(newest, g, d, opt_g, opt_d, g_ema)
         if t.steps <= start:
             raise CheckpointError(f"the run is already at step {start}; pass train.steps=N with "
                                   f"N > {start} to continue it")
@@ -335,6 +336,9 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
         (run_dir / "samples").mkdir(exist_ok=True)
     log(f"data: {data.source}")
     log(f"run folder: {run_dir} (device {device}, steps {start} -> {t.steps})")
+    if resume and (change := version_change(newest)):
+        log(f"note: {newest.name} was written by other versions ({change}); the arithmetic can "
+            "differ, so the resumed run may not match a straight run bit for bit")
     if dist.world_size() > 1:
         log(f"processes: {dist.world_size()}, {per_rank} of the batch of {t.batch_size} each")
     for line in dist.ignored_launcher_settings():
