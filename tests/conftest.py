@@ -129,3 +129,18 @@ def cdcgan(tmp_path_factory, tiny):
 @pytest.fixture(scope="module")
 def mlp(tmp_path_factory, tiny):
     return latent_runs.tiny_run("mlp", tmp_path_factory, tiny)
+
+
+@pytest.fixture(scope="session")
+def random_inception_weights(tmp_path_factory):
+    """A weights file with InceptionV3's architecture and random values (the published file would
+    be a download): built by skipping the constructor's load once, then saved."""
+    fidelity = pytest.importorskip("torch_fidelity.feature_extractor_inceptionv3")
+    with pytest.MonkeyPatch.context() as mp, torch.random.fork_rng():
+        mp.setattr(fidelity, "load_state_dict_from_url", lambda *a, **k: {})
+        mp.setattr(fidelity.FeatureExtractorInceptionV3, "load_state_dict", lambda *a, **k: None)
+        torch.manual_seed(0)
+        model = fidelity.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    path = tmp_path_factory.mktemp("inception") / "weights-inception-random.pth"
+    torch.save(model.state_dict(), path)
+    return path

@@ -620,6 +620,35 @@ def test_every_preset_runs_a_few_steps(preset, tiny, tmp_path, capsys):
     assert (run / "progress.gif").is_file() and (run / "curves.png").is_file()
 
 
+def test_eval_every_on_rgb_images_measures_in_inception_space(random_inception_weights, tiny,
+                                                             tmp_path, monkeypatch):
+    """A 3-channel run evaluates with InceptionV3 (here random weights of its architecture):
+    FID, KID, the Inception score and precision / recall, no digit metrics."""
+    root = write_png_folder(tmp_path / "images", n=20, size=(24, 20))
+    monkeypatch.setenv("GANFORGE_INCEPTION_WEIGHTS", str(random_inception_weights))
+    run = tmp_path / "run"
+    assert cli("train", "dcgan-64", *tiny(2, f"data.root={root}", "data.image_size=32",
+                                       "train.batch_size=8", "train.eval_every=2",
+                                       "train.eval_samples=12"), "--out", run) == 0
+    record = read_metrics(run)[-1]
+    assert {"fid", "kid", "is", "precision", "recall"} <= set(record)
+    assert not {"digit_kl", "cond_acc"} & set(record)
+    assert all(math.isfinite(record[k]) for k in ("fid", "kid", "is"))
+
+
+def test_eval_every_on_rgb_images_without_inception_writes_nothing(tiny, tmp_path, capsys):
+    """No weights (offline, no local file): one line before the run folder exists."""
+    root = write_png_folder(tmp_path / "images", n=20, size=(24, 20))
+    run = tmp_path / "run"
+    assert cli("train", "dcgan-64", *tiny(2, f"data.root={root}", "train.batch_size=8",
+                                       "train.eval_every=2"), "--out", run) == 2
+    line = one_error_line(capsys)
+    assert line.startswith("ganforge: error: train.eval_every on 3-channel images measures in "
+                           "InceptionV3's feature space (or set train.eval_every=0): cannot load")
+    assert line.endswith("GANFORGE_INCEPTION_WEIGHTS=FILE")
+    assert not run.exists()
+
+
 def test_python_api_train_stays_callable(tiny, tmp_path):
     """``ganforge.train`` is also the name of a subpackage, which Python sets on the package
     when it is imported; the README's API calls it as a function, more than once."""

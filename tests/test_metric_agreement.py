@@ -92,21 +92,6 @@ def test_score_agrees_with_torchmetrics(features):
 
 # ----------------------------------------------------------------------------- InceptionV3
 
-@pytest.fixture(scope="module")
-def random_inception_weights(tmp_path_factory):
-    """A weights file with the real architecture and random values (the published file would
-    be a download): built by skipping the constructor's load once, then saved."""
-    mp = pytest.MonkeyPatch()
-    mp.setattr(fidelity, "load_state_dict_from_url", lambda *a, **k: {})
-    mp.setattr(fidelity.FeatureExtractorInceptionV3, "load_state_dict", lambda *a, **k: None)
-    torch.manual_seed(0)
-    model = fidelity.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
-    mp.undo()
-    path = tmp_path_factory.mktemp("inception") / "weights-inception-random.pth"
-    torch.save(model.state_dict(), path)
-    return path
-
-
 def test_inception_features_from_a_local_file(random_inception_weights):
     from ganforge.metrics.inception import inception_features
 

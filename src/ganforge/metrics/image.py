@@ -191,19 +191,23 @@ def extract(images, batch: int = 500) -> tuple[Tensor, Tensor]:
 
 
 EXTRACTORS = ("classifier", "inception")
+_INCEPTION: dict = {}  # extractor id -> loaded InceptionV3
 
 
-def feature_extractor(name: str = "classifier", inception_weights=None):
+def feature_extractor(name: str = "classifier", inception_weights=None, device=None):
     """(extract function images -> (features, logits), id for cache keys) of an extractor:
-    "classifier" (the shipped MNIST CNN, 128 features) or "inception" (InceptionV3, 2048)."""
+    "classifier" (the shipped MNIST CNN, 128 features, on the CPU) or "inception" (InceptionV3,
+    2048, on ``device``, default the CPU)."""
     if name == "classifier":
         return extract, _extractor_id()
     if name == "inception":
         from ganforge.metrics import inception
 
-        model = inception.load_inception(inception_weights)
-        return (lambda images: inception.inception_features(images, model=model),
-                inception.extractor_id(inception_weights))
+        ident = inception.extractor_id(inception_weights)
+        if ident not in _INCEPTION:  # loaded once: training evaluates every train.eval_every
+            _INCEPTION[ident] = inception.load_inception(inception_weights)
+        model = _INCEPTION[ident].to(device or "cpu")
+        return lambda images: inception.inception_features(images, model=model), ident
     raise ValueError(f"unknown feature extractor '{name}'; choose from {', '.join(EXTRACTORS)}")
 
 
@@ -260,13 +264,14 @@ def reference_subset(images: Tensor, n: int, seed: int = 0) -> Tensor:
 
 def score_images(fake, real, metrics: Sequence[str] = METRICS, labels=None,
                  reference: str | None = None, extractor: str = "classifier",
-                 inception_weights=None) -> dict:
+                 inception_weights=None, device=None) -> dict:
     """Score (N, C, H, W) fake images in [-1, 1] against real images (float in [-1, 1] or
     uint8), both converted to 1x28x28. ``metrics`` from "fid", "kid", "is", "pr" (a list, or
     one name); with ``labels`` (the classes requested from a conditional G) also "cond_acc" and
     "cond_acc_per_class". ``reference`` names the real set to cache its features under.
     ``extractor`` "inception" measures in InceptionV3's space instead (natural images; "is"
-    is then the Inception score proper; conditional accuracy still uses the classifier).
+    is then the Inception score proper; conditional accuracy still uses the classifier), run
+    on ``device`` (default the CPU).
 
     With the classifier, "is" also gives "digit_kl": KL(digit shares || uniform over 10) of
     the samples' classifier labels, 0 when G draws every digit equally often.
@@ -277,7 +282,7 @@ def score_images(fake, real, metrics: Sequence[str] = METRICS, labels=None,
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise ValueError(f"unknown metric '{unknown[0]}'; choose from {', '.join(METRICS)}")
-    chosen = feature_extractor(extractor, inception_weights)
+    chosen = feature_extractor(extractor, inception_weights, device)
     fake_feat, fake_logits = chosen[0](fake)
     out: dict = {}
     if any(m in metrics for m in ("fid", "kid", "pr")):

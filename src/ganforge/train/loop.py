@@ -33,7 +33,7 @@ from ganforge.train.checkpoint import (RUN_ENTRIES, checkpoint_name, file_in_the
 from ganforge.train.ema import EMA
 from ganforge.train.graph import CapturedStep
 from ganforge.train.unrolled import unrolled_fake_logits
-from ganforge.train.watch import EVAL_KEYS, evaluate, save_frame
+from ganforge.train.watch import EVAL_KEYS, check_evaluation, evaluate, save_frame
 from ganforge.viz import make_gif, plot_curves
 from ganforge.viz.plots import read_metrics
 
@@ -280,6 +280,7 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
         raise DataError(f"the data has {data.num_classes} classes but model.num_classes="
                         f"{cfg.model.num_classes}; raise model.num_classes")
     per_rank = dist.check_batch(t.batch_size, cfg.model.pack)
+    check_evaluation(data, cfg)
     torch.manual_seed(t.seed)
     g, d = build_models(cfg)
     amp_dtype, fmt = fast_path(t, device)

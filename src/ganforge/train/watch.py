@@ -1,6 +1,7 @@
 """What the loop shows and measures at intervals: sample pictures and evaluation metrics.
-Image runs get a 10x10 grid of fixed noise and (1-channel data) the classifier metrics; toy runs
-get a density / heat-map frame and the mode metrics (modes covered, % high quality, reverse KL)."""
+Image runs get a 10x10 grid of fixed noise and the image metrics, in the digit classifier's
+feature space for 1-channel data and InceptionV3's for 3-channel data; toy runs get a density /
+heat-map frame and the mode metrics (modes covered, % high quality, reverse KL)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -75,7 +76,8 @@ def evaluate(g: nn.Module, data, cfg, n: int | None = None) -> dict:
     classifier FID, KID, score, precision and recall against the real training data, plus the
     conditional accuracy of conditional models (flat floats, see metrics/image.py).
     Stacked MNIST: modes covered of 1,000 and KL against uniform (metrics/stacked.py).
-    3-channel images: {} (InceptionV3 weights cannot be fetched offline)."""
+    3-channel images: FID, KID, Inception score, precision and recall in InceptionV3's space
+    (metrics/inception.py; :func:`check_evaluation` loads it before training starts)."""
     n = n or cfg.train.eval_samples
     if cfg.data.name == "stacked-mnist":  # modes of 1,000 and KL, each channel classified
         from ganforge.metrics.stacked import stacked_metrics
@@ -84,22 +86,41 @@ def evaluate(g: nn.Module, data, cfg, n: int | None = None) -> dict:
         result = stacked_metrics(generate(g, z, y))
         return {k: result[k] for k in STACKED_METRICS}
     if data.kind != "toy":
-        if data.images.shape[1] != 1:
-            return {}
         from ganforge.metrics.image import reference_subset, score_images
 
         z, y = fixed_inputs(cfg, n, seed=cfg.train.seed + 999)
         # as many real training images as samples (at most all): k-NN precision / recall
         # assume sets of equal size; the draw is seeded, so the cached features are reused
         real = reference_subset(data.images, n)
-        result = score_images(generate(g, z, y), real, labels=y,
-                              reference=f"{cfg.data.name}-train")
+        inception = _needs_inception(data, cfg)  # the digit classifier knows no photographs
+        result = score_images(generate(g, z, y), real, labels=None if inception else y,
+                              reference=f"{cfg.data.name}-train",
+                              extractor="inception" if inception else "classifier",
+                              device=next(g.parameters()).device)
         return {k: result[k] for k in IMAGE_METRICS if k in result}
     from ganforge.metrics.modes import mode_metrics
 
     z, _ = fixed_inputs(cfg, n, seed=cfg.train.seed + 999)
     result = mode_metrics(generate(g, z).numpy(), data.centers.numpy(), data.stds.numpy())
     return {k: result[k] for k in TOY_METRICS}
+
+
+def _needs_inception(data, cfg) -> bool:
+    return data.kind != "toy" and cfg.data.name != "stacked-mnist" and data.images.shape[1] != 1
+
+
+def check_evaluation(data, cfg) -> None:
+    """Fail before the run folder is written, not at the first evaluation: ``train.eval_every``
+    on 3-channel images needs torch-fidelity and InceptionV3's weights (a one-line error)."""
+    if cfg.train.eval_every and _needs_inception(data, cfg):
+        from ganforge.errors import GanforgeError
+        from ganforge.metrics.image import feature_extractor
+
+        try:
+            feature_extractor("inception")  # loads it once, for every evaluation of the run
+        except GanforgeError as e:
+            raise GanforgeError(f"train.eval_every on 3-channel images measures in InceptionV3's "
+                                f"feature space (or set train.eval_every=0): {e}") from None
 
 
 def save_toy_samples(samples: np.ndarray, data, path: Path) -> None:
