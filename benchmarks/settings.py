@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = str(Path(tmp) / "images")
         if args.preset == "dcgan-64":  # the others train on the bundled digits
-            throughput._in_subprocess("folder", args.preset, folder)
+            throughput.in_subprocess("folder", args.preset, folder)
         for _ in range(args.repeat):  # rounds, so that a slow minute hits every row alike
             for i in chosen:
                 row = table_rows[i]

@@ -167,7 +167,7 @@ def child_result(cmd: list[str], what: str) -> dict:
     return json.loads(line[len("RESULT "):])
 
 
-def _in_subprocess(side: str, preset: str, folder: str, steps: int = 0, warmup: int = 0,
+def in_subprocess(side: str, preset: str, folder: str, steps: int = 0, warmup: int = 0,
                    device: str = "cpu", overrides: list[str] = ()) -> dict:
     """Run one side in a fresh interpreter. The parent never imports torch nor reads the
     digits: on Linux a child's ``ru_maxrss`` starts from its parent's peak, so a heavy parent
@@ -242,10 +242,10 @@ def main(argv: list[str] | None = None) -> None:
             key = FOLDER[preset]
             if key not in folders:  # dcgan-mnist and gan-mnist share theirs
                 folders[key] = str(Path(tmp) / f"images-{key}")
-                _in_subprocess("folder", preset, folders[key])
+                in_subprocess("folder", preset, folders[key])
             folder = folders[key]
-            gf = _in_subprocess("ganforge", preset, folder, steps, warmup, args.device, args.set)
-            ref = _in_subprocess("reference", preset, folder, steps, warmup, args.device)
+            gf = in_subprocess("ganforge", preset, folder, steps, warmup, args.device, args.set)
+            ref = in_subprocess("reference", preset, folder, steps, warmup, args.device)
             rows.append({"preset": preset, "batch": gf["batch"], "ganforge": gf, "reference": ref})
             print(f"{preset}: ganforge {gf['images_per_s']:,.0f} images/s over {steps} steps, "
                   f"reference {ref['images_per_s']:,.0f} images/s", file=sys.stderr, flush=True)
