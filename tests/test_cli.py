@@ -509,6 +509,15 @@ def test_subprocess_presets():
     assert {"demo", "gan-mnist", "dcgan-mnist", "cdcgan-mnist", "dcgan-64"} <= set(names)
 
 
+def test_a_reader_that_leaves_early_gets_no_traceback():
+    """`ganforge presets | head -1`: the pipe closes before ganforge has written everything."""
+    proc = subprocess.Popen([sys.executable, "-m", "ganforge", "presets"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before the first line
+    assert proc.wait(timeout=300) == 141  # 128 + SIGPIPE, as `cat` would end
+    assert proc.stderr.read() == b""
+
+
 def test_presets_command(capsys):
     assert cli("presets") == 0
     out = capsys.readouterr().out
@@ -566,6 +575,7 @@ def test_sample_conditional_label(straight, tmp_path, capsys):
     (["--n", "0", "--out", "OUT/x.npy"], ["--n"]),
     (["--label", "3", "--out", "OUT/x.npy"], ["conditional"]),
     (["--step", "7", "--out", "OUT/x.npy"], ["available steps: 10, 20, 30, 40"]),
+    (["--device", "tpu", "--out", "OUT/x.npy"], ["--device='tpu' is not known", "cuda:N"]),
 ])
 def test_bad_sample_inputs(args, words, straight, tmp_path, capsys):
     run = straight("demo")

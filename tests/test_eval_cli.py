@@ -41,6 +41,8 @@ def test_eval_of_an_mnist_run_writes_eval_json(preset, tiny, tmp_path, capsys):
     assert ("cond_acc" in saved) == (preset == "cdcgan-mnist")
     assert cli("eval", run, "--n", 200, "--json") == 0
     assert json.loads(capsys.readouterr().out) == saved  # same noise, same numbers
+    assert cli("eval", run, "--n", 200, "--json", "--device", "cpu") == 0  # the default
+    assert json.loads(capsys.readouterr().out) == saved
     assert cli("eval", run, "--n", 200, "--metrics", "fid", "--json") == 0
     only = json.loads(capsys.readouterr().out)
     assert {"n", "fid"} <= set(only) and not {"kid", "is", "precision"} & set(only)
@@ -106,5 +108,7 @@ def test_eval_bad_arguments_are_one_line(digits, tmp_path, capsys):
     assert "missing.npy" in one_error_line(capsys)
     assert cli("eval") == 2
     assert "RUN_DIR" in one_error_line(capsys)
+    assert cli("eval", "--samples", path, "--device", "gpu") == 2
+    assert "--device='gpu' is not known" in one_error_line(capsys)
     assert cli("classifier", "--out", tmp_path / "w.pt") == 2
     assert ".safetensors" in one_error_line(capsys)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 import sys
 from pathlib import Path
@@ -76,7 +77,8 @@ def _cmd_sample(args) -> int:
     out = _out_file(args.out, (".png", ".npy"), "a grid, or raw samples")
     if args.n < 1:
         raise GanforgeError(f"--n {args.n} must be at least 1")
-    g, cfg = load_generator(args.run_dir, step=args.step, ema=False if args.no_ema else None)
+    g, cfg = load_generator(args.run_dir, step=args.step, device=_device(args),
+                            ema=False if args.no_ema else None)
     if is_toy(cfg.data.name) and args.label is not None:
         raise GanforgeError("--label needs a conditional model; toy runs have no labels")
     if args.label is not None:
@@ -130,7 +132,7 @@ def _score(args, fake, real, **kw) -> dict:
     chosen = _extractor(args, fake.shape[1])
     return {"extractor": chosen["extractor"],
             **score_images(fake, real, _parse_metrics(args.metrics or ",".join(METRIC_CHOICES)),
-                           **chosen, **kw)}
+                           **chosen, device=_device(args), **kw)}
 
 
 def _print_image_result(result: dict) -> None:
@@ -230,7 +232,8 @@ def _cmd_eval(args) -> int:
     if args.run_dir is None:
         raise GanforgeError("eval needs a run folder (ganforge eval RUN_DIR) or "
                             "--samples FILE.npy --reference mnist")
-    g, cfg = load_generator(args.run_dir, step=args.step, ema=False if args.no_ema else None)
+    g, cfg = load_generator(args.run_dir, step=args.step, device=_device(args),
+                            ema=False if args.no_ema else None)
     stacked = cfg.data.name == "stacked-mnist"  # modes of 1,000 and KL on 26,000 samples
     n = args.n or (26000 if stacked else 2500)
     data = None if stacked else load_data(cfg)  # stacked metrics need no real images
@@ -451,6 +454,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"ganforge: error: {message} (see {self.prog} --help)\n")
 
 
+DEVICE_HELP = "where G runs: cpu (the default), auto, cuda, cuda:N or mps"
+
+
+def _device(args):
+    from ganforge.train.loop import resolve_device
+
+    return resolve_device(args.device, what="--device")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="ganforge", description="Train, evaluate and explain GANs.",
                 epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -475,6 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--step", type=int, help="checkpoint step (default: the newest)")
     s.add_argument("--no-ema", action="store_true", help=NO_EMA_HELP)
     s.add_argument("--out", required=True, help="FILE.png for a grid, FILE.npy for raw samples")
+    s.add_argument("--device", default="cpu", help=DEVICE_HELP)
     e = sub.add_parser("eval", help="score a run or a .npy file of samples",
                        description="Toy runs: modes, % high quality, KL. Image runs and "
                        "--samples: FID, KID, score, precision/recall (and conditional accuracy) in "
@@ -497,6 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--step", type=int, help="checkpoint step (default: the newest)")
     e.add_argument("--no-ema", action="store_true", help=NO_EMA_HELP)
     e.add_argument("--json", action="store_true", help="print the result as JSON")
+    e.add_argument("--device", default="cpu", help=DEVICE_HELP + " (and InceptionV3)")
 
     c = sub.add_parser("classifier", help="retrain the MNIST classifier the image metrics use")
     c.add_argument("--out", required=True, help="FILE.safetensors for the weights")
@@ -586,6 +600,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ganforge: error: not enough memory for this request{size}; ask for less, e.g. "
               "a smaller --n, --pool, --rows or train.batch_size", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `ganforge presets | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a command the signal stopped
     except OSError as e:
         if e.errno not in NO_SPACE:
             raise
