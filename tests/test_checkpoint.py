@@ -219,3 +219,45 @@ def test_load_generator(tmp_path):
         assert torch.equal(g6(z, y), g(z, y))
     with pytest.raises(CheckpointError, match="available steps: 3, 6"):
         load_generator(tmp_path, step=4)
+
+
+def test_a_full_disk_names_the_file_being_written(tmp_path, monkeypatch):
+    """A write that fails half way carries no file name; save_tensors adds it."""
+    from pathlib import Path
+
+    from ganforge.files import save_tensors
+
+    def full(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(OSError) as info:
+        save_tensors({"x": torch.zeros(3)}, tmp_path / "x.safetensors")
+    assert info.value.errno == errno.ENOSPC
+    assert info.value.filename == str(tmp_path / "x.safetensors")
+
+
+def test_full_disk_errors_in_other_threads_stay_quiet_during_training(monkeypatch):
+    """TensorBoard's writer thread meets a full disk before the loop does; only the loop's one
+    line should reach the user. Other errors in threads still go to the hook there was."""
+    import threading
+
+    from ganforge.train.loop import _quiet_full_disk_in_threads
+
+    seen = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: seen.append(args.exc_type))
+
+    def fail(error):
+        def run():
+            raise error
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join()
+
+    with _quiet_full_disk_in_threads():
+        fail(OSError(errno.ENOSPC, "No space left on device"))
+        assert seen == []
+        fail(ValueError("a real bug"))
+        assert seen == [ValueError]
+    fail(OSError(errno.ENOSPC, "No space left on device"))  # the hook there was is back
+    assert seen == [ValueError, OSError]

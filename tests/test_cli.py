@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -259,6 +260,62 @@ def test_a_full_disk_stops_with_one_line_and_the_run_resumes_exactly(straight, t
     assert_bitwise_equal(ckpt_file(full, 40), ckpt_file(run, 40))
 
 
+def test_a_full_disk_at_the_pictures_leaves_none_cut_off_and_resume_draws_them(
+        tiny, tmp_path, monkeypatch, capsys):
+    """The disk fills after the last checkpoint, while progress.gif is written: no half GIF is
+    left, and the advised --resume, with nothing left to train, draws the pictures."""
+    import errno
+
+    import ganforge.train.loop as loop
+
+    real_gif = loop.make_gif
+
+    def gif_on_a_full_disk(frames, path):
+        path.write_bytes(b"GIF89a")  # the first bytes made it, then the disk was full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(loop, "make_gif", gif_on_a_full_disk)
+    run = tmp_path / "run"
+    assert cli("train", "gan-mnist", *tiny(10), "--out", run) == 2
+    assert "is intact up to its checkpoint step_000010" in one_error_line(capsys)
+    assert not (run / "progress.gif").exists() and not (run / "curves.png").exists()
+    assert sorted(p.name for p in run.iterdir()) == [  # no temporary file left either
+        "checkpoints", "config.yaml", "metrics.jsonl", "samples"]
+    monkeypatch.setattr(loop, "make_gif", real_gif)
+    before = snapshot(run)
+    assert cli("train", "--resume", run) == 0
+    assert "nothing to train; progress.gif and curves.png redrawn" in capsys.readouterr().out
+    assert (run / "progress.gif").stat().st_size > 100 and (run / "curves.png").is_file()
+    assert {k: v for k, v in snapshot(run).items() if k in before} == before  # nothing else
+
+
+def test_a_leftover_temporary_file_does_not_block_overwrite(demo_copy, tiny):
+    (demo_copy / ".config.tmp4242.yaml").write_text("kill -9 while config.yaml was written")
+    assert cli("train", "demo", *tiny(2), "--out", demo_copy, "--overwrite") == 0
+
+
+def test_eval_prints_its_figures_before_a_full_disk_stops_eval_json(demo_copy, monkeypatch,
+                                                                      capsys):
+    import errno
+
+    import ganforge.cli
+
+    assert cli("eval", demo_copy, "--n", 50) == 0
+    saved = (demo_copy / "eval.json").read_text()
+    capsys.readouterr()
+
+    def no_space(path, text):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(ganforge.cli, "write_text", no_space)
+    assert cli("eval", demo_copy, "--n", 60) == 2
+    out, err = capsys.readouterr()
+    assert "FID" in out and "60" in out  # the figures were printed
+    assert err == (f"ganforge: error: no space left on device (writing {demo_copy}/eval.json); "
+                   "free some space and run the command again\n")
+    assert (demo_copy / "eval.json").read_text() == saved  # the last one is kept whole
+
+
 def test_a_full_disk_before_the_first_checkpoint_says_to_train_again(tiny, tmp_path,
                                                                     monkeypatch, capsys):
     import errno
@@ -284,12 +341,14 @@ def test_a_full_disk_in_any_command_is_one_line(dcgan, tmp_path, monkeypatch, ca
     import errno
 
     def no_space(file, arr):
+        Path(file).write_bytes(b"\x93NUMPY")  # the first bytes made it
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(np, "save", no_space)
     assert cli("sample", dcgan, "--n", 4, "--out", tmp_path / "s.npy") == 2
     assert one_error_line(capsys) == ("ganforge: error: no space left on device; free some "
                                       "space and run the command again")
+    assert list(tmp_path.iterdir()) == []  # no cut-off file, no temporary one
 
 
 def test_a_metrics_line_cut_off_by_a_crash_is_dropped_on_resume(straight, tiny, tmp_path):
@@ -428,7 +487,7 @@ BAD_TRAIN = {
     "resume no checkpoint": (["--resume", "EMPTY", "train.steps=50"], ["no checkpoint", "EMPTY"]),
     "resume shape change": (["--resume", "RUN", "model.g_width=16", "train.steps=50"],
                             ["blocks.0.0.weight", "shape"]),
-    "resume already done": (["--resume", "RUN", "train.steps=40"], ["already at step 40"]),
+    "resume already past": (["--resume", "RUN", "train.steps=30"], ["already at step 40"]),
     "resume unknown key": (["--resume", "RUN", "train.stepz=50"], ["train.stepz"]),
     "resume bad data": (["--resume", "RUN", "data.name=image-folder", "data.root=MISSING",
                          "train.steps=50"], ["MISSING"]),
@@ -655,7 +714,8 @@ def test_eval_every_on_rgb_images_without_inception_writes_nothing(tiny, tmp_pat
     line = one_error_line(capsys)
     assert line.startswith("ganforge: error: train.eval_every on 3-channel images measures in "
                            "InceptionV3's feature space (or set train.eval_every=0): cannot load")
-    assert line.endswith("GANFORGE_INCEPTION_WEIGHTS=FILE")
+    assert line.endswith("with GANFORGE_INCEPTION_WEIGHTS=FILE (or ganforge eval "
+                         "--inception-weights FILE)")
     assert not run.exists()
 
 

@@ -108,6 +108,28 @@ def test_string_settings_keep_the_text_as_typed():
     assert parse_overrides(["data.limit=010"]) == {"data": {"limit": 10}}  # other types: YAML
 
 
+def test_a_run_folder_is_read_as_it_was_written(tmp_path):
+    """config.yaml is read with PyYAML's own rules, the ones older ganforge wrote it with: those
+    left text such as 1e5 unquoted, which YAML 1.2 reads as a number."""
+    cfg = load_config("demo", ["description=1e5", "data.root=2024-01-01"])
+    old = yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False)  # what older versions wrote
+    assert "description: 1e5" in old
+    (tmp_path / "config.yaml").write_text(old)
+    assert load_run_config(tmp_path / "config.yaml") == cfg
+    (tmp_path / "config.yaml").write_text(to_yaml(cfg))  # and what this one writes
+    assert load_run_config(tmp_path / "config.yaml") == cfg
+
+
+def test_explicit_yaml_tags_that_fail_are_one_line(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("train:\n  steps: !!int abc\n")
+    with pytest.raises(ConfigError, match=r"mine.yaml: not valid YAML \(invalid literal"):
+        load_config(str(path))
+    assert "could not be converted to Integer" in one_line_error("demo", ["train.steps=!!int abc"])
+    path.write_text("data:\n  root: 2024-01-01\n")  # a date is text in YAML 1.2
+    assert load_config(str(path)).data.root == "2024-01-01"
+
+
 def test_numbers_and_booleans_are_read_as_yaml_1_2(tmp_path):
     """PyYAML reads YAML 1.1: 010 is 8 (octal), 1:30 is 90 (base 60), 1e-3 is text, no is
     False. ganforge reads them as YAML 1.2 does, in files and in overrides alike."""

@@ -230,13 +230,13 @@ def test_reference_features_are_cached_and_keyed(digits, tmp_path):
 def test_a_cache_that_cannot_be_written_costs_only_time(full, digits, tmp_path, monkeypatch):
     import errno
 
-    import ganforge.train.checkpoint as checkpoint
+    import ganforge.files
 
     x = digits[0][:64]
     if full == "disk":
         def no_space(*args, **kwargs):
             raise OSError(errno.ENOSPC, "No space left on device")
-        monkeypatch.setattr(checkpoint, "save_tensors", no_space)
+        monkeypatch.setattr(ganforge.files, "save_tensors", no_space)
     else:
         (tmp_path / "cache").write_text("not a folder")
     feats = reference_features("mnist", x)

@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 from ganforge import __version__
-from ganforge.errors import NO_SPACE, GanforgeError
+from ganforge.errors import NO_SPACE, GanforgeError, no_space
+from ganforge.files import replacing, write_text
 
 EXAMPLES = """examples:
   ganforge presets
@@ -90,12 +91,14 @@ def _cmd_sample(args) -> int:
     z, y = fixed_inputs(cfg, args.n, seed=args.seed, label=args.label)
     images = generate(g, z, y)  # (N, C, H, W) in [-1, 1], or (N, dim) points for toy data
     out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix.lower() == ".npy":
-        np.save(out, images.numpy().astype(np.float32))
-    elif is_toy(cfg.data.name):
-        save_toy_samples(images.numpy(), load_data(cfg), out)
-    else:
-        save_grid(images, out, nrow=10 if cfg.model.conditional and args.label is None else None)
+    with replacing(out) as tmp:  # a full disk leaves no cut-off file
+        if out.suffix.lower() == ".npy":
+            np.save(tmp, images.numpy().astype(np.float32))
+        elif is_toy(cfg.data.name):
+            save_toy_samples(images.numpy(), load_data(cfg), tmp)
+        else:
+            save_grid(images, tmp,
+                      nrow=10 if cfg.model.conditional and args.label is None else None)
     print(f"wrote {len(images)} samples of shape {tuple(images.shape[1:])} to {out}")
     return 0
 
@@ -209,11 +212,13 @@ def _cmd_eval_samples(args) -> int:
         result = {"n": len(samples), "reference": args.reference,
                   **_score(args, samples, real, reference=args.reference)}
     out = Path(args.samples).with_suffix(".eval.json")
-    out.write_text(json.dumps(result, indent=1) + "\n")
     if args.json:
         print(json.dumps(result))
     else:
         (_print_stacked_result if stacked else _print_image_result)(result)
+    sys.stdout.flush()  # the figures are out before a full disk can stop the file
+    write_text(out, json.dumps(result, indent=1) + "\n")
+    if not args.json:
         print(f"wrote {out}")
     return 0
 
@@ -252,21 +257,20 @@ def _cmd_eval(args) -> int:
         real = reference_subset(data.images, n)
         result = {"n": n, **_score(args, generate(g, z, y), real, labels=y,
                                    reference=f"{cfg.data.name}-train")}
-    (Path(args.run_dir) / "eval.json").write_text(json.dumps(result, indent=1) + "\n")
     if args.json:
         print(json.dumps(result))
-        return 0
-    if stacked:
+    elif stacked:
         _print_stacked_result(result)
-        return 0
-    if data.kind != "toy":
+    elif data.kind != "toy":
         _print_image_result(result)
-        return 0
-    kl = "n/a (no high-quality sample)" if result["kl"] is None else f"{result['kl']:.4f}"
-    print(f"{'samples':<22}{n}")
-    print(f"{'modes covered':<22}{result['modes']} / {len(data.centers)}")
-    print(f"{'high quality (%)':<22}{result['hq']:.1f}")
-    print(f"{'reverse KL':<22}{kl}")
+    else:
+        kl = "n/a (no high-quality sample)" if result["kl"] is None else f"{result['kl']:.4f}"
+        print(f"{'samples':<22}{n}")
+        print(f"{'modes covered':<22}{result['modes']} / {len(data.centers)}")
+        print(f"{'high quality (%)':<22}{result['hq']:.1f}")
+        print(f"{'reverse KL':<22}{kl}")
+    sys.stdout.flush()  # the figures are out before a full disk can stop the file
+    write_text(Path(args.run_dir) / "eval.json", json.dumps(result, indent=1) + "\n")
     return 0
 
 
@@ -606,9 +610,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         if e.errno not in NO_SPACE:
             raise
-        what = f" (writing {e.filename})" if e.filename else ""
-        print(f"ganforge: error: no space left on device{what}; free some space and run the "
-              "command again", file=sys.stderr)
+        print(f"ganforge: error: {no_space(e)}; free some space and run the command again",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ganforge: interrupted", file=sys.stderr)

@@ -154,9 +154,10 @@ class _Dumper(yaml.SafeDumper):
     config.yaml reads back unchanged here and in any other YAML reader."""
 
 
-_BOOL, _INT, _FLOAT = (f"tag:yaml.org,2002:{t}" for t in ("bool", "int", "float"))
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag not in (_BOOL, _INT, _FLOAT)]
+_BOOL, _INT, _FLOAT, _DATE = (f"tag:yaml.org,2002:{t}"
+                              for t in ("bool", "int", "float", "timestamp"))
+_Loader.yaml_implicit_resolvers = {  # YAML 1.1's dates go too: 2024-01-01 is text
+    first: [(tag, rx) for tag, rx in resolvers if tag not in (_BOOL, _INT, _FLOAT, _DATE)]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
 for _cls in (_Loader, _Dumper):
     _cls.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
@@ -177,14 +178,14 @@ def _yaml_int(loader: _Loader, node: yaml.ScalarNode) -> int:
 _Loader.add_constructor(_INT, _yaml_int)
 
 
-def _load_yaml(text: str):
-    return yaml.load(text, Loader=_Loader)
+def _load_yaml(text: str, loader=_Loader):
+    return yaml.load(text, Loader=loader)
 
 
-def _read_yaml(text: str, where: str) -> dict:
+def _read_yaml(text: str, where: str, loader=_Loader) -> dict:
     try:
-        data = _load_yaml(text) or {}
-    except yaml.YAMLError as e:
+        data = _load_yaml(text, loader) or {}
+    except (yaml.YAMLError, ValueError, TypeError) as e:  # ValueError: `!!int abc`
         raise ConfigError(f"{where}: not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping of settings, got {type(data).__name__}")
@@ -261,7 +262,7 @@ def parse_overrides(overrides: list[str]) -> dict:
         key, _, value = item.partition("=")
         try:
             parsed = _load_yaml(value) if value != "" else ""
-        except yaml.YAMLError:
+        except (yaml.YAMLError, ValueError, TypeError):
             parsed = value
         if not isinstance(parsed, str) and _takes_text(key.strip()):
             parsed = value
@@ -333,7 +334,9 @@ def load_run_config(path: str | Path, overrides: list[str] = ()) -> Config:
     text = _read_text(path, str(path))
     if not text.strip():
         raise ConfigError(f"{path} is empty; a run's config.yaml holds its whole config")
-    return build_config(_read_yaml(text, str(path)),
+    # read by the rules it was written with, PyYAML's YAML 1.1: older run folders hold text
+    # such as 1e5 unquoted, which YAML 1.2 would read as a number
+    return build_config(_read_yaml(text, str(path), yaml.SafeLoader),
                         (parse_overrides(list(overrides)), "overrides"), base_name=str(path))
 
 

@@ -19,3 +19,8 @@ class DataError(GanforgeError):
 
 class CheckpointError(GanforgeError):
     pass
+
+
+def no_space(e: OSError) -> str:
+    """The start of the one line for a full disk, naming the file where the error says."""
+    return "no space left on device" + (f" (writing {e.filename})" if e.filename else "")

@@ -117,7 +117,7 @@ def train_classifier(seed: int = 0, epochs: int = 15, out: str | Path | None = N
 
 def _train_classifier(seed: int, epochs: int, out: str | Path | None, batch_size: int, lr: float,
                       log) -> dict:
-    from ganforge.train.checkpoint import save_tensors
+    from ganforge.files import replacing, save_tensors
 
     gen = torch.Generator().manual_seed(seed)
     x, y = _digits()
@@ -149,7 +149,8 @@ def _train_classifier(seed: int, epochs: int, out: str | Path | None, batch_size
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-        save_tensors(state, out, metadata={k: json.dumps(v) for k, v in result.items()})
+        with replacing(out) as tmp:
+            save_tensors(state, tmp, metadata={k: json.dumps(v) for k, v in result.items()})
     return result
 
 

@@ -229,7 +229,7 @@ def reference_features(name: str, images, extractor=None) -> Tensor:
     images' bytes, so changed data or retrained weights never reuse stale features."""
     from safetensors.torch import load_file
 
-    from ganforge.train.checkpoint import save_tensors
+    from ganforge.files import replacing, save_tensors
 
     extract_fn, ident = extractor or feature_extractor()
     x = torch.as_tensor(images)
@@ -242,14 +242,12 @@ def reference_features(name: str, images, extractor=None) -> Tensor:
         except Exception:  # a corrupt cache file is recomputed, never trusted
             pass
     feats, _ = extract_fn(x)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_tensors({"features": feats.contiguous()}, tmp)
-        os.replace(tmp, path)
+        with replacing(path) as tmp:
+            save_tensors({"features": feats.contiguous()}, tmp)
     except OSError:  # a full disk or a read-only cache costs the next run time, not this one
-        if tmp.is_file():
-            tmp.unlink()
+        pass
     return feats
 
 

@@ -21,10 +21,11 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save
+from safetensors.torch import load_file
 from torch import nn
 
 from ganforge.errors import CheckpointError
+from ganforge.files import save_tensors
 
 CKPT_DIR = "checkpoints"
 EMA_FILE = "generator_ema.safetensors"
@@ -152,13 +153,6 @@ def version_change(path: Path) -> str:
     now = versions()
     return ", ".join(f"{k} {then[k]} -> {now[k]}" for k in ("ganforge", "torch")
                      if k in then and then[k] != now[k])
-
-
-def save_tensors(tensors: dict[str, torch.Tensor], path: Path,
-                 metadata: dict[str, str] | None = None) -> None:
-    """Write a safetensors file through Python's own file object, so that a full disk is an
-    OSError with its errno (safetensors' save_file reports it as a SafetensorError of text)."""
-    Path(path).write_bytes(save(tensors, metadata))
 
 
 def _cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

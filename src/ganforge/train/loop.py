@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 import shutil
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -22,7 +24,8 @@ from tqdm import tqdm
 from ganforge.config import Config, to_yaml
 from ganforge.data import load_data
 from ganforge.errors import (NO_SPACE, CheckpointError, ConfigError, DataError,
-                             GanforgeError)
+                             GanforgeError, no_space)
+from ganforge.files import is_temporary, replacing, write_text
 from ganforge.losses import D_LOSSES, G_LOSSES, PENALTIES, discriminator_stats
 from ganforge.models import build_models
 from ganforge.sampling import sample_z
@@ -144,7 +147,8 @@ def _prepare_new_run(run_dir: Path, overwrite: bool, write: bool = True) -> None
         if run_dir.resolve() in (here, *here.parents):
             raise ConfigError(f"--out '{run_dir}' is the current folder or holds it; "
                               "--overwrite will not delete it, choose another --out")
-        other = sorted(p.name for p in run_dir.iterdir() if p.name not in RUN_ENTRIES)
+        other = sorted(p.name for p in run_dir.iterdir()
+                       if p.name not in RUN_ENTRIES and not is_temporary(p.name))
         if other or not (run_dir / "config.yaml").is_file():
             held = f"it holds {', '.join(other[:3])}{' ...' if len(other) > 3 else ''}" \
                 if other else "it has no config.yaml"
@@ -169,7 +173,7 @@ def _truncate_run(run_dir: Path, last_step: int, keep_record: bool, keep_eval: b
                if r["step"] < last_step or (r["step"] == last_step and keep_record)]
     if records and records[-1]["step"] == last_step and not keep_eval:
         records[-1] = {k: v for k, v in records[-1].items() if k not in EVAL_KEYS}
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    write_text(path, "".join(json.dumps(r) + "\n" for r in records))
     for frame in (run_dir / "samples").glob("step_*.png"):
         step = step_of(frame.stem)
         if step is not None and (step > last_step or (step == last_step and not keep_frame)):
@@ -258,15 +262,51 @@ def train(cfg: Config, run_dir: str | Path, *, overwrite: bool = False, resume: 
 
 
 def _no_space(run_dir: Path, e: OSError) -> str:
-    """The one line for a disk that filled up mid-run: what is safe and how to go on."""
-    what = f" (writing {e.filename})" if e.filename else ""
+    """The one line for a disk that filled up mid-run: what is safe and how to go on (a resume
+    from the run's last step only redraws the pictures)."""
     found = list_checkpoints(run_dir)
     if not found:
-        return (f"no space left on device{what} before '{run_dir}' had a checkpoint; free "
-                f"some space and train again with --overwrite")
-    return (f"no space left on device{what}; '{run_dir}' is intact up to its checkpoint "
-            f"{found[-1][1].name}: free some space, then go on with "
-            f"`ganforge train --resume {run_dir}`")
+        return (f"{no_space(e)} before '{run_dir}' had a checkpoint; free some space and train "
+                f"again with --overwrite")
+    return (f"{no_space(e)}; '{run_dir}' is intact up to its checkpoint {found[-1][1].name}: "
+            f"free some space, then go on with `ganforge train --resume {run_dir}`")
+
+
+def _after_existing_events(folder: Path) -> None:
+    """TensorBoard reads a folder's event files in name order, and a name starts with the second
+    it was made in, then a per-process count (which sorts 10 before 9). Waiting for the second
+    after the newest file's makes this writer's file, and its purge of the steps after a
+    resume, come last. It only waits for a resume within a second (a notebook, the tests)."""
+    stamps = [int(m[1]) for f in folder.glob("events.out.tfevents.*")
+              if (m := re.match(r"events\.out\.tfevents\.(\d+)\.", f.name))]
+    while stamps and time.time() < max(stamps) + 1:
+        time.sleep(0.05)
+
+
+def _draw_pictures(run_dir: Path) -> None:
+    """progress.gif from the sample grids and curves.png from metrics.jsonl, each written whole
+    or not at all."""
+    with replacing(run_dir / "progress.gif") as tmp:
+        make_gif(sorted((run_dir / "samples").glob("step_*.png")), tmp)
+    with replacing(run_dir / "curves.png") as tmp:
+        plot_curves(read_metrics(run_dir / "metrics.jsonl"), tmp)
+
+
+@contextlib.contextmanager
+def _quiet_full_disk_in_threads():
+    """TensorBoard writes from a thread of its own, which prints a traceback when the disk is
+    full; the loop meets the same error at its next write and reports it in one line."""
+    old = threading.excepthook
+
+    def hook(args):
+        if not (isinstance(args.exc_value, OSError) and args.exc_value.errno in NO_SPACE):
+            old(args)
+
+    threading.excepthook = hook
+    try:
+        yield
+    finally:
+        threading.excepthook = old
 
 
 def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, resume: bool,
@@ -305,9 +345,16 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
     if resume:
         newest = latest_checkpoint(run_dir)
         start, state = load_checkpoint(newest, g, d, opt_g, opt_d, g_ema)
-        if t.steps <= start:
+        if t.steps < start:
             raise CheckpointError(f"the run is already at step {start}; pass train.steps=N with "
                                   f"N > {start} to continue it")
+        if t.steps == start:  # trained to the end: only the pictures can be missing
+            if main:
+                _draw_pictures(run_dir)
+            log(f"the run is already at step {start}, its train.steps: nothing to train; "
+                f"progress.gif and curves.png redrawn. Pass train.steps=N with N > {start} to "
+                "train further")
+            return run_dir
         batches.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("data.")})
         # the optional statistics iteration() logs, against those of the carried window
         window, window_steps = _carried_window(state, device, {"penalty": penalty is not None,
@@ -333,7 +380,7 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
                                  keep_frame=start % t.sample_every == 0)
         else:
             _prepare_new_run(run_dir, overwrite)
-        (run_dir / "config.yaml").write_text(to_yaml(cfg))
+        write_text(run_dir / "config.yaml", to_yaml(cfg))
         (run_dir / "samples").mkdir(exist_ok=True)
     log(f"data: {data.source}")
     log(f"run folder: {run_dir} (device {device}, steps {start} -> {t.steps})")
@@ -356,6 +403,7 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
 
     if t.tensorboard and main:
         from torch.utils.tensorboard import SummaryWriter
+        _after_existing_events(run_dir / "tensorboard")
         writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=start or None)
         if start:  # purged from the checkpoint step on: put back what the run kept of it
             frame = run_dir / "samples" / f"{checkpoint_name(start)}.png"
@@ -478,7 +526,8 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
     bar = tqdm(total=t.steps, initial=start, disable=not (t.progress and main), dynamic_ncols=True,
                desc="train", unit="step", file=sys.stderr,
                mininterval=0.1 if sys.stderr.isatty() else 30.0)  # keep CI logs short
-    with _StopFlag() as flag, bar:  # an error closes the bar before its message is printed
+    # an error closes the bar before its message is printed
+    with _StopFlag() as flag, bar, _quiet_full_disk_in_threads():
         for step in range(start + 1, t.steps + 1):
             if cfg.optim.decay != "none":
                 f = lr_factor(cfg.optim.decay, step, t.steps)
@@ -530,16 +579,12 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
                 checkpoint(step, *carried)
             if stop:
                 break
-        bar.close()
+        bar.close()  # before the pictures, which take a moment
         if main:  # still under the flag: a first Ctrl-C now does not cut the pictures short
             metrics_file.close()
             if writer is not None:
                 writer.close()
-
-            # --- pictures of the whole run
-            frames = sorted((run_dir / "samples").glob("step_*.png"))
-            make_gif(frames, run_dir / "progress.gif")
-            plot_curves(read_metrics(run_dir / "metrics.jsonl"), run_dir / "curves.png")
+            _draw_pictures(run_dir)
     dist.barrier()  # the other ranks wait for rank 0's pictures
     if stop and step < t.steps:
         log(f"interrupted: checkpoint saved at step {step}; continue with "
