@@ -132,3 +132,18 @@ def test_inception_without_weights_is_one_line(tmp_path, capsys, monkeypatch):
         score_images(torch.from_numpy(samples), torch.from_numpy(samples), ("fid",),
                      extractor="inception")
     assert not path.with_suffix(".eval.json").exists()
+
+
+def test_the_weights_hash_follows_the_file(tmp_path):
+    """The hash that keys the feature cache is computed once per file version, not per call."""
+    import os
+
+    from ganforge.metrics.inception import extractor_id
+
+    path = tmp_path / "w.pth"
+    path.write_bytes(b"first weights")
+    first = extractor_id(path)
+    assert extractor_id(path) == first
+    path.write_bytes(b"other weights, longer")
+    os.utime(path, ns=(1, 1))  # even with an old time stamp, the size changed
+    assert extractor_id(path) not in (first, "inception-v3-default")

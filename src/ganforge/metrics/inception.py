@@ -12,6 +12,7 @@ When none works the caller gets one line saying which file to supply, never a tr
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from pathlib import Path
@@ -62,7 +63,14 @@ def extractor_id(weights: str | os.PathLike | None = None) -> str:
     path = weights_path(weights)
     if path is None:
         return "inception-v3-default"
-    return f"inception-v3-{hashlib.sha256(path.read_bytes()).hexdigest()[:10]}"
+    stat = path.stat()
+    return _file_hash(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _file_hash(path: str, size: int, mtime_ns: int) -> str:
+    """Hashed once per file version (92 MB): training asks at every train.eval_every."""
+    return f"inception-v3-{hashlib.sha256(Path(path).read_bytes()).hexdigest()[:10]}"
 
 
 def to_uint8_rgb(images) -> Tensor:
