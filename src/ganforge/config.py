@@ -170,9 +170,9 @@ for _cls in (_Loader, _Dumper):
 
 
 def _yaml_int(loader: _Loader, node: yaml.ScalarNode) -> int:
+    """Decimal, or 0o / 0x as Python writes them (YAML 1.1 made a leading 0 octal)."""
     text = node.value
-    return int(text[2:], 8) if text.startswith("0o") else int(text, 16 if text.startswith(
-        "0x") else 10)
+    return int(text, 0) if text.startswith(("0o", "0x")) else int(text, 10)
 
 
 _Loader.add_constructor(_INT, _yaml_int)
