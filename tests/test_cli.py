@@ -266,22 +266,24 @@ def test_a_full_disk_at_the_pictures_leaves_none_cut_off_and_resume_draws_them(
     left, and the advised --resume, with nothing left to train, draws the pictures."""
     import errno
 
-    import ganforge.train.loop as loop
+    from PIL import Image
 
-    real_gif = loop.make_gif
+    real_save = Image.Image.save
 
-    def gif_on_a_full_disk(frames, path):
-        path.write_bytes(b"GIF89a")  # the first bytes made it, then the disk was full
-        raise OSError(errno.ENOSPC, "No space left on device")
+    def gif_on_a_full_disk(img, fp, *args, **kwargs):
+        if str(fp).endswith(".gif"):
+            Path(fp).write_bytes(b"GIF89a")  # the first bytes made it, then the disk was full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(img, fp, *args, **kwargs)
 
-    monkeypatch.setattr(loop, "make_gif", gif_on_a_full_disk)
+    monkeypatch.setattr(Image.Image, "save", gif_on_a_full_disk)
     run = tmp_path / "run"
     assert cli("train", "gan-mnist", *tiny(10), "--out", run) == 2
     assert "is intact up to its checkpoint step_000010" in one_error_line(capsys)
     assert not (run / "progress.gif").exists() and not (run / "curves.png").exists()
     assert sorted(p.name for p in run.iterdir()) == [  # no temporary file left either
         "checkpoints", "config.yaml", "metrics.jsonl", "samples"]
-    monkeypatch.setattr(loop, "make_gif", real_gif)
+    monkeypatch.undo()
     before = snapshot(run)
     assert cli("train", "--resume", run) == 0
     assert "nothing to train; progress.gif and curves.png redrawn" in capsys.readouterr().out

@@ -39,12 +39,15 @@ def test_make_gif(tmp_path):
     assert not (tmp_path / "none.gif").exists()
 
 
+RECORD = {"step": 1, "d_loss": 0.7, "g_loss": 0.8, "d_acc": 0.5, "d_real": 0.5, "d_fake": 0.5,
+          "js_estimate": 0.1}
+
+
 def test_curves_and_metrics(tmp_path):
     assert read_metrics(tmp_path / "missing.jsonl") == []
     plot_curves([], tmp_path / "empty.png")
     assert not (tmp_path / "empty.png").exists()
-    records = [{"step": s, "d_loss": 0.7, "g_loss": 0.8, "d_acc": 0.5, "d_real": 0.5,
-                "d_fake": 0.5, "js_estimate": -0.1 + 0.05 * s} for s in range(1, 6)]
+    records = [{**RECORD, "step": s, "js_estimate": -0.1 + 0.05 * s} for s in range(1, 6)]
     (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records) + "\n")
     assert read_metrics(tmp_path / "m.jsonl") == records  # blank lines skipped
     plot_curves(records, tmp_path / "c.png")
@@ -57,4 +60,67 @@ def test_no_module_sets_the_matplotlib_backend():
     src = Path(__file__).resolve().parents[1] / "src" / "ganforge"
     offenders = [p.name for p in src.rglob("*.py")
                  if any(s in p.read_text() for s in ("matplotlib.use(", "matplotlib.pyplot"))]
+    assert offenders == []
+
+
+def test_a_full_disk_leaves_every_picture_whole(tmp_path, monkeypatch):
+    """The disk fills after a writer's first bytes: the picture there before stays as it was,
+    and no temporary file is left beside it."""
+    import builtins
+    import errno
+
+    from ganforge.viz.plots import figure, save_figure
+
+    real_open = builtins.open
+
+    class FullDisk:
+        def __init__(self, f):
+            self.f = f
+
+        def write(self, data):
+            self.f.write(bytes(data)[:8])
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+    def open_on_a_full_disk(file, mode="r", *args, **kwargs):
+        f = real_open(file, mode, *args, **kwargs)
+        return FullDisk(f) if "w" in mode else f
+
+    frame = tmp_path / "frame.png"
+    save_grid(torch.zeros(1, 1, 4, 4), frame)
+    fig, ax = figure()
+    ax.plot([0, 1])
+    writers = {"grid.png": lambda p: save_grid(torch.zeros(4, 1, 4, 4), p),
+               "p.gif": lambda p: make_gif([frame, frame], p),
+               "figure.png": lambda p: save_figure(fig, p),
+               "curves.png": lambda p: plot_curves([RECORD], p)}
+    for name in writers:
+        (tmp_path / name).write_bytes(b"the picture before")
+    monkeypatch.setattr(builtins, "open", open_on_a_full_disk)
+    for name, write in writers.items():
+        try:
+            write(tmp_path / name)
+        except OSError as e:
+            assert e.errno == errno.ENOSPC, name
+        else:
+            raise AssertionError(f"{name}: the simulated full disk was never met")
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p != frame} == {
+        name: b"the picture before" for name in writers}
+
+
+def test_pictures_are_written_only_through_the_whole_or_nothing_writers():
+    """save_grid, make_gif and save_figure write through files.replacing; a direct savefig
+    elsewhere would bring back cut-off pictures."""
+    src = Path(__file__).resolve().parents[1] / "src" / "ganforge"
+    offenders = [p.name for p in src.rglob("*.py")
+                 if p.name != "plots.py" and ".savefig(" in p.read_text()]
     assert offenders == []

@@ -91,14 +91,13 @@ def _cmd_sample(args) -> int:
     z, y = fixed_inputs(cfg, args.n, seed=args.seed, label=args.label)
     images = generate(g, z, y)  # (N, C, H, W) in [-1, 1], or (N, dim) points for toy data
     out.parent.mkdir(parents=True, exist_ok=True)
-    with replacing(out) as tmp:  # a full disk leaves no cut-off file
-        if out.suffix.lower() == ".npy":
+    if out.suffix.lower() == ".npy":
+        with replacing(out) as tmp:  # a full disk leaves no cut-off file
             np.save(tmp, images.numpy().astype(np.float32))
-        elif is_toy(cfg.data.name):
-            save_toy_samples(images.numpy(), load_data(cfg), tmp)
-        else:
-            save_grid(images, tmp,
-                      nrow=10 if cfg.model.conditional and args.label is None else None)
+    elif is_toy(cfg.data.name):
+        save_toy_samples(images.numpy(), load_data(cfg), out)
+    else:
+        save_grid(images, out, nrow=10 if cfg.model.conditional and args.label is None else None)
     print(f"wrote {len(images)} samples of shape {tuple(images.shape[1:])} to {out}")
     return 0
 

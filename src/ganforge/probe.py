@@ -246,7 +246,7 @@ def save_filters_figure(filters: Tensor, activations: Tensor, boxes: list[tuple[
 
     from matplotlib.patches import Rectangle
 
-    from ganforge.viz.plots import figure, grid_image
+    from ganforge.viz.plots import figure, grid_image, save_figure
 
     filt = grid_image(filters, nrow=math.ceil(math.sqrt(len(filters))))
     acts = grid_image(activations, nrow=top)
@@ -265,4 +265,4 @@ def save_filters_figure(filters: Tensor, activations: Tensor, boxes: list[tuple[
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=80, bbox_inches="tight")
+    save_figure(fig, out, dpi=80, bbox_inches="tight")

@@ -204,7 +204,7 @@ def generator_losses(d: np.ndarray | None = None) -> dict[str, np.ndarray]:
 # ---------------------------------------------------------------- figures and numbers
 
 def _plot_optimal_d(a: dict[str, Any], path: Path) -> None:
-    from ganforge.viz.plots import figure
+    from ganforge.viz.plots import figure, save_figure
 
     xs, region = a["xs"], a["region"]
     fig, (top, bottom) = figure(2, 1, figsize=(8, 6.5), sharex=True,
@@ -230,11 +230,11 @@ def _plot_optimal_d(a: dict[str, Any], path: Path) -> None:
     bottom.legend(fontsize=8, loc="center right")
     bottom.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
 
 
 def _plot_value_vs_js(b: dict[str, Any], path: Path) -> None:
-    from ganforge.viz.plots import figure
+    from ganforge.viz.plots import figure, save_figure
 
     fig, axes = figure(1, 2, figsize=(11, 4.5), sharey=True)
     labels = {"mean": ("mean μ of p_g = N(μ, 1)", "p_g = one Gaussian sliding across"),
@@ -257,11 +257,11 @@ def _plot_value_vs_js(b: dict[str, Any], path: Path) -> None:
     fig.suptitle(f"C(G) = max_D V(D, G) = 2 JS - 2 log 2   "
                  f"(max difference {b['max_abs_diff']:.1e}, tolerance {JS_TOL:g})")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
 
 
 def _plot_generator_losses(c: dict[str, np.ndarray], path: Path) -> None:
-    from ganforge.viz.plots import figure
+    from ganforge.viz.plots import figure, save_figure
 
     fig, ax = figure(figsize=(7, 5))
     styles = {"minimax": ("tab:blue", "-"), "non-saturating": ("tab:green", "--"),
@@ -281,7 +281,7 @@ def _plot_generator_losses(c: dict[str, np.ndarray], path: Path) -> None:
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
 
 
 def write_theory(out_dir: Path, steps: int = OPTIMAL_D_STEPS, seed: int = 0) -> dict[str, Any]:

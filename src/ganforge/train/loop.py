@@ -25,7 +25,7 @@ from ganforge.config import Config, to_yaml
 from ganforge.data import load_data
 from ganforge.errors import (NO_SPACE, CheckpointError, ConfigError, DataError,
                              GanforgeError, no_space)
-from ganforge.files import is_temporary, replacing, write_text
+from ganforge.files import is_temporary, write_text
 from ganforge.losses import D_LOSSES, G_LOSSES, PENALTIES, discriminator_stats
 from ganforge.models import build_models
 from ganforge.sampling import sample_z
@@ -284,12 +284,9 @@ def _after_existing_events(folder: Path) -> None:
 
 
 def _draw_pictures(run_dir: Path) -> None:
-    """progress.gif from the sample grids and curves.png from metrics.jsonl, each written whole
-    or not at all."""
-    with replacing(run_dir / "progress.gif") as tmp:
-        make_gif(sorted((run_dir / "samples").glob("step_*.png")), tmp)
-    with replacing(run_dir / "curves.png") as tmp:
-        plot_curves(read_metrics(run_dir / "metrics.jsonl"), tmp)
+    """progress.gif from the sample grids and curves.png from metrics.jsonl."""
+    make_gif(sorted((run_dir / "samples").glob("step_*.png")), run_dir / "progress.gif")
+    plot_curves(read_metrics(run_dir / "metrics.jsonl"), run_dir / "curves.png")
 
 
 @contextlib.contextmanager

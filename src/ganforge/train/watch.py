@@ -12,7 +12,7 @@ from torch import nn
 
 from ganforge.sampling import fixed_inputs, generate
 from ganforge.viz import save_grid
-from ganforge.viz.plots import figure
+from ganforge.viz.plots import figure, save_figure
 
 TOY_FRAME_SAMPLES = 2500
 
@@ -142,4 +142,4 @@ def save_toy_samples(samples: np.ndarray, data, path: Path) -> None:
     ax.set_xlim(lo, hi)
     ax.legend(loc="upper right")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)

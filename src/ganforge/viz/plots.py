@@ -1,4 +1,5 @@
-"""Sample grids, the progress GIF and the training curves."""
+"""Sample grids, the progress GIF and the training curves. Every picture is written whole or
+not at all (files.replacing): a full disk or a kill never leaves one cut off."""
 from __future__ import annotations
 
 import json
@@ -8,6 +9,8 @@ from pathlib import Path
 from PIL import Image
 from torch import Tensor
 from torchvision.utils import make_grid
+
+from ganforge.files import replacing
 
 
 def grid_image(images: Tensor, nrow: int | None = None) -> Image.Image:
@@ -22,7 +25,8 @@ def save_grid(images: Tensor, path: Path, nrow: int | None = None, scale: int = 
     img = grid_image(images, nrow)
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
-    img.save(path)
+    with replacing(path) as tmp:
+        img.save(tmp)
 
 
 def make_gif(frames: list[Path | Image.Image], out: Path, ms_per_frame: int = 300) -> None:
@@ -33,7 +37,8 @@ def make_gif(frames: list[Path | Image.Image], out: Path, ms_per_frame: int = 30
     images = [(f if isinstance(f, Image.Image) else Image.open(f)).convert(
         "P", palette=Image.Palette.ADAPTIVE) for f in frames]
     durations = [ms_per_frame] * (len(images) - 1) + [ms_per_frame * 3]
-    images[0].save(out, save_all=True, append_images=images[1:], duration=durations, loop=0)
+    with replacing(out) as tmp:
+        images[0].save(tmp, save_all=True, append_images=images[1:], duration=durations, loop=0)
 
 
 def read_metrics(path: Path) -> list[dict]:
@@ -57,6 +62,12 @@ def figure(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] | None =
 
     fig = Figure(figsize=figsize)
     return fig, fig.subplots(nrows, ncols, **subplots)
+
+
+def save_figure(fig, path: Path, **savefig) -> None:
+    """``fig.savefig(path, **savefig)``, written whole or not at all."""
+    with replacing(path) as tmp:
+        fig.savefig(tmp, **savefig)
 
 
 def plot_curves(records: list[dict], out: Path) -> None:
@@ -83,4 +94,4 @@ def plot_curves(records: list[dict], out: Path) -> None:
     js = [r["js_estimate"] for r in records if "js_estimate" in r]
     axes[2].set_ylim(min([0.0] + js) - 0.02, 0.75)  # one batch's estimate can dip below 0
     fig.tight_layout()
-    fig.savefig(out, dpi=100)
+    save_figure(fig, out, dpi=100)

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ganforge.viz.plots import figure
+from ganforge.viz.plots import figure, save_figure
 
 DPI = 100
 FIGSIZE_1D = (8.0, 4.8)   # inches -> 800 x 480 px
@@ -81,7 +81,7 @@ def frame_1d(path: Path, xs: Any, p_data: Any, fake_samples: Any, d_of_x: Any, s
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=4, fontsize=8,
               frameon=False)
     fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    save_figure(fig, path, dpi=DPI)
 
 
 def frame_2d(path: Path, real: Any, fake: Any, grid_x: Any, grid_y: Any, d_grid: Any,
@@ -114,4 +114,4 @@ def frame_2d(path: Path, real: Any, fake: Any, grid_x: Any, grid_y: Any, d_grid:
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, markerscale=3,
               fontsize=8, frameon=False)
     fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    save_figure(fig, path, dpi=DPI)
