@@ -105,6 +105,23 @@ def test_inception_features_from_a_local_file(random_inception_weights):
     assert torch.equal(grey, rgb_of_grey)  # grey images are fed as three equal channels
 
 
+def test_inception_features_are_cached_per_device(random_inception_weights, monkeypatch):
+    """Features computed on a GPU differ from the CPU's in the last bits: a reference set's
+    cache key names the device, so eval on one never reuses the other's features."""
+    from ganforge.metrics import image, inception
+
+    class Anywhere(torch.nn.Module):  # a stand-in that "moves" to any device
+        def to(self, device):
+            return self
+
+    ident = inception.extractor_id(random_inception_weights)
+    monkeypatch.setitem(image._INCEPTION, ident, Anywhere())
+    ids = {d: image.feature_extractor("inception", random_inception_weights, d)[1]
+           for d in (None, "cpu", "cuda", "cuda:1", "mps")}
+    assert ids == {None: ident, "cpu": ident, "cuda": f"{ident}-cuda",
+                   "cuda:1": f"{ident}-cuda", "mps": f"{ident}-mps"}
+
+
 def test_eval_samples_with_inception(random_inception_weights, tmp_path, capsys):
     samples = np.random.default_rng(0).uniform(-1, 1, (6, 3, 28, 28)).astype(np.float32)
     path = tmp_path / "s.npy"

@@ -197,7 +197,8 @@ _INCEPTION: dict = {}  # extractor id -> loaded InceptionV3
 def feature_extractor(name: str = "classifier", inception_weights=None, device=None):
     """(extract function images -> (features, logits), id for cache keys) of an extractor:
     "classifier" (the shipped MNIST CNN, 128 features, on the CPU) or "inception" (InceptionV3,
-    2048, on ``device``, default the CPU)."""
+    2048, on ``device``, default the CPU). Inception's id names a device other than the CPU:
+    its features there differ from the CPU's in the last bits, so each gets its own cache."""
     if name == "classifier":
         return extract, _extractor_id()
     if name == "inception":
@@ -206,7 +207,10 @@ def feature_extractor(name: str = "classifier", inception_weights=None, device=N
         ident = inception.extractor_id(inception_weights)
         if ident not in _INCEPTION:  # loaded once: training evaluates every train.eval_every
             _INCEPTION[ident] = inception.load_inception(inception_weights)
-        model = _INCEPTION[ident].to(device or "cpu")
+        device = torch.device(device or "cpu")
+        model = _INCEPTION[ident].to(device)
+        if device.type != "cpu":
+            ident += f"-{device.type}"
         return lambda images: inception.inception_features(images, model=model), ident
     raise ValueError(f"unknown feature extractor '{name}'; choose from {', '.join(EXTRACTORS)}")
 
