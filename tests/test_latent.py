@@ -250,6 +250,9 @@ def test_bad_input_is_one_line_and_exit_2(dcgan, cdcgan, tmp_path, capsys):
          "--digits goes with --attribute digit"),
         (("arithmetic", dcgan, "--attribute", "slant", "--scale", "nan", "--out", png),
          "--scale nan must be a finite number"),
+        (("interpolate", dcgan, "--device", "tpu", "--out", png), "--device='tpu' is not known"),
+        (("arithmetic", dcgan, "--attribute", "slant", "--device", "gpu", "--out", png),
+         "--device='gpu' is not known"),
     ]
     for argv, words in cases:
         assert cli(*argv) == 2, argv

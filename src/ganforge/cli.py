@@ -338,7 +338,8 @@ def _cmd_interpolate(args) -> int:
         raise GanforgeError(f"--steps {args.steps} must be at least 2 (the two end points)")
     if args.rows < 1:
         raise GanforgeError(f"--rows {args.rows} must be at least 1")
-    g, cfg = load_generator(args.run_dir, step=args.step, ema=False if args.no_ema else None)
+    g, cfg = load_generator(args.run_dir, step=args.step, device=_device(args),
+                            ema=False if args.no_ema else None)
     if is_toy(cfg.data.name):
         raise GanforgeError(f"interpolate needs an image run; '{cfg.data.name}' is a toy mixture")
     z, y = interpolation_inputs(cfg, args.rows, args.steps, args.spherical, args.seed)
@@ -373,7 +374,8 @@ def _cmd_arithmetic(args) -> int:
         raise GanforgeError(f"--digits '{args.digits}' must be two digits A,B (from A to B)")
     if not math.isfinite(args.scale):
         raise GanforgeError(f"--scale {args.scale} must be a finite number")
-    g, cfg = load_generator(args.run_dir, step=args.step, ema=False if args.no_ema else None)
+    g, cfg = load_generator(args.run_dir, step=args.step, device=_device(args),
+                            ema=False if args.no_ema else None)
     figures, tensors = arithmetic(g, cfg, args.attribute, pool=args.pool, edit=args.edit,
                                   quantile=args.quantile, digits=digits, scale=args.scale,
                                   seed=args.seed, orthogonal=args.orthogonal)
@@ -533,6 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
     ip.add_argument("--step", type=int, help="checkpoint step (default: the newest)")
     ip.add_argument("--no-ema", action="store_true", help=NO_EMA_HELP)
     ip.add_argument("--out", required=True, help="FILE.png (one path a row) or FILE.gif")
+    ip.add_argument("--device", default="cpu", help=DEVICE_HELP)
 
     ar = sub.add_parser("arithmetic", help="add an attribute vector (thick - thin, ...) to z")
     ar.add_argument("run_dir")
@@ -550,6 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
     ar.add_argument("--no-ema", action="store_true", help=NO_EMA_HELP)
     ar.add_argument("--json", action="store_true", help="print the figures as JSON")
     ar.add_argument("--out", required=True, help="FILE.png: rows z - v, z, z + v")
+    ar.add_argument("--device", default="cpu", help=DEVICE_HELP)
 
     pr = sub.add_parser("probe", help="D's features as a linear digit classifier (DCGAN 5.1)")
     pr.add_argument("run_dir")
