@@ -109,3 +109,39 @@ def test_probe_and_filters_refuse_a_packed_d(tmp_path, capsys):
     for command in (["probe", run], ["filters", run, "--out", tmp_path / "f.png"]):
         assert cli(*command) == 2
         assert "packs of model.pack=2" in one_error_line(capsys)
+
+
+def test_a_pack_moves_along_one_line():
+    """A packed D's input point is the whole pack, so the penalty's x_hat takes one a per pack
+    (Gulrajani et al.'s line between D's inputs), not one per sample of it."""
+    seen = []
+
+    class Spy(FirstRow):
+        def forward(self, x, y=None):
+            seen.append(x.detach().clone())
+            return x.flatten(1).pow(2).sum(1)
+
+    m, packs = 4, 6
+    real = torch.zeros(m * packs, 2)
+    fake = torch.ones(m * packs, 2)
+    PENALTIES.get("wgan-gp")(Packed(Spy(), m), real, fake, None, torch.Generator().manual_seed(0))
+    (x_hat,) = seen  # (1 - a) * ones: one value in each pack, and a different one per pack
+    assert x_hat.shape == (packs, 2 * m)
+    assert all(len(set(row.tolist())) == 1 for row in x_hat)
+    assert len(set(x_hat[:, 0].tolist())) == packs
+
+
+def test_wgan_gp_on_packs_by_hand():
+    """D(u) = 1/2 ||u||^2 on a pack u: ||grad|| = ||u||. Real packs 0, fake packs of norm 2:
+    x_hat = (1 - a) * fake has norm 2 (1 - a), and E (2 (1 - a) - 1)^2 = 1/3 over a ~ U(0, 1)
+    (one a per sample would give about 0.09)."""
+    class Quadratic(FirstRow):
+        def forward(self, x, y=None):
+            return 0.5 * x.flatten(1).pow(2).sum(1)
+
+    m, packs = 4, 50000
+    real = torch.zeros(m * packs, 2, dtype=torch.float64)
+    fake = torch.full((m * packs, 2), 2 / (2 * m) ** 0.5, dtype=torch.float64)
+    got = PENALTIES.get("wgan-gp")(Packed(Quadratic(), m), real, fake, None,
+                                   torch.Generator().manual_seed(0)).item()
+    assert got == pytest.approx(1 / 3, abs=0.01)

@@ -17,10 +17,13 @@ Penalty = Callable[[nn.Module, Tensor, Tensor, "Tensor | None", torch.Generator]
 PENALTIES: Registry[Penalty] = Registry("gradient penalty")
 
 
-def _per_sample_uniform(x: Tensor, generator: torch.Generator) -> Tensor:
-    """U(0, 1) with shape (B, 1, 1, ...) to broadcast over a sample."""
-    shape = (x.shape[0],) + (1,) * (x.ndim - 1)
-    return torch.rand(shape, generator=generator, device=x.device, dtype=x.dtype)
+def _per_input_uniform(d: nn.Module, x: Tensor, generator: torch.Generator) -> Tensor:
+    """U(0, 1) with shape (B, 1, 1, ...), one value per input of D: per sample, or per pack for
+    a packed D (whose input point is the whole pack, so the pack moves along one line)."""
+    pack = getattr(d, "pack", 1)
+    shape = (x.shape[0] // pack,) + (1,) * (x.ndim - 1)
+    a = torch.rand(shape, generator=generator, device=x.device, dtype=x.dtype)
+    return a if pack == 1 else a.repeat_interleave(pack, dim=0)
 
 
 def _grad_norm(d: nn.Module, points: Tensor, y: Tensor | None) -> Tensor:
@@ -35,8 +38,9 @@ def _grad_norm(d: nn.Module, points: Tensor, y: Tensor | None) -> Tensor:
 def wgan_gp(d: nn.Module, real: Tensor, fake: Tensor, y: Tensor | None,
             generator: torch.Generator) -> Tensor:
     """Gulrajani et al. 2017: E (||grad D(x_hat)|| - 1)^2 on x_hat = a x + (1 - a) G(z), a ~ U(0, 1):
-    points along lines between real and generated samples, over the whole space between them."""
-    a = _per_sample_uniform(real, generator)
+    points along lines between real and generated samples (packs, for a packed D), over the
+    whole space between them."""
+    a = _per_input_uniform(d, real, generator)
     return (_grad_norm(d, a * real + (1 - a) * fake.detach(), y) - 1).pow(2).mean()
 
 
@@ -47,7 +51,7 @@ def dragan(d: nn.Module, real: Tensor, fake: Tensor, y: Tensor | None,
     delta = 0.5 * std(x) * U(0, 1) noise (the authors' reference code), a ~ U(0, 1)."""
     noise = torch.rand(real.shape, generator=generator, device=real.device, dtype=real.dtype)
     perturbed = real + 0.5 * real.std() * noise
-    a = _per_sample_uniform(real, generator)
+    a = _per_input_uniform(d, real, generator)
     return (_grad_norm(d, real + a * (perturbed - real), y) - 1).pow(2).mean()
 
 
