@@ -79,6 +79,26 @@ def test_g_loss_literal_values():
     assert G_LOSSES.get("maximum-likelihood")(t(FAKE)).item() == pytest.approx(-0.4246271, abs=1e-6)
 
 
+def test_maximum_likelihood_stays_finite_when_d_is_fooled_completely():
+    """exp(logit) overflows float32 past about 88: the cost caps the logit at 50, so the loss,
+    its gradient and G's next Adam step stay finite, and samples past the cap get no gradient."""
+    from ganforge.losses.adversarial import ML_LOGIT_MAX
+
+    ml = G_LOSSES.get("maximum-likelihood")
+    x = t([100.0, 0.0, ML_LOGIT_MAX - 1]).requires_grad_(True)
+    loss = ml(x)
+    loss.backward()
+    assert math.isfinite(loss.item()) and torch.isfinite(x.grad).all()
+    assert x.grad[0] == 0 and x.grad[1] == pytest.approx(-1 / 6)
+    assert x.grad[2] == pytest.approx(-math.exp(ML_LOGIT_MAX - 1) / 6, rel=1e-5)
+    assert math.isfinite(ml(torch.full((4096,), 85.0)).item())
+    w = torch.nn.Parameter(torch.tensor([1.0]))
+    opt = torch.optim.Adam([w], lr=2e-4)
+    ml(w * t([100.0, 0.0])).backward()
+    opt.step()
+    assert torch.isfinite(w).all()
+
+
 def test_gradients_by_hand():
     """Per logit l (n of them): minimax dJ/dl = -sigma(l)/(2n), which vanishes when D rejects the
     sample (l << 0); non-saturating dJ/dl = -(1 - sigma(l))/(2n), which does not."""

@@ -48,11 +48,18 @@ def g_non_saturating(fake_logits: Tensor) -> Tensor:
     return 0.5 * F.softplus(-fake_logits).mean()
 
 
+ML_LOGIT_MAX = 50.0
+
+
 @G_LOSSES.register("maximum-likelihood")
 def g_maximum_likelihood(fake_logits: Tensor) -> Tensor:
     """J(G) = -1/2 E exp(sigma^-1(D(G(z)))) = -1/2 E exp(logit); matches the maximum-likelihood
-    gradient when D is optimal (seed 004)."""
-    return -0.5 * torch.exp(fake_logits).mean()
+    gradient when D is optimal (seed 004).
+
+    The logit is capped at ``ML_LOGIT_MAX`` = 50, where D(G(z)) = 1 - 2e-22 (exactly 1 in
+    float32): past about 88 exp overflows float32, and one infinite loss turns G's weights to
+    NaN. A sample past the cap already fools D completely and gets no gradient."""
+    return -0.5 * torch.exp(fake_logits.clamp(max=ML_LOGIT_MAX)).mean()
 
 
 # --- Wasserstein (Arjovsky et al. 2017): D is a critic; pair with optim.clip_d or a penalty
