@@ -260,6 +260,50 @@ def test_a_full_disk_stops_with_one_line_and_the_run_resumes_exactly(straight, t
     assert_bitwise_equal(ckpt_file(full, 40), ckpt_file(run, 40))
 
 
+@pytest.mark.parametrize("log_every,seen_in", [(5, "g_loss"), (50, "G's weights")])
+def test_a_diverging_run_stops_with_one_line_and_writes_no_broken_checkpoint(
+        log_every, seen_in, tiny, tmp_path, monkeypatch, capsys):
+    """G's loss turns NaN from its 13th call: the next record (step 15) or, between records,
+    the next checkpoint (step 20) stops the run with one line; the checkpoint it names is the
+    last finite one, and the resume it advises, with lower learning rates, trains on."""
+    from ganforge.losses import G_LOSSES
+
+    real, calls = G_LOSSES.get("non-saturating"), []
+
+    def nan_from_the_13th_call(fake_logits):
+        calls.append(1)
+        return real(fake_logits) * (float("nan") if len(calls) >= 13 else 1.0)
+
+    monkeypatch.setitem(G_LOSSES._items, "non-saturating", nan_from_the_13th_call)
+    run = tmp_path / "run"
+    assert cli("train", "gan-mnist", *tiny(40, f"train.log_every={log_every}"), "--out", run) == 2
+    line = one_error_line(capsys)
+    at = 15 if log_every == 5 else 20
+    assert line.startswith(f"ganforge: error: training diverged at step {at}: ")
+    assert seen_in in line.split(";")[0] and "no longer finite" in line
+    assert line.endswith(f"'{run}' is intact up to its checkpoint step_000010: lower the learning "
+                         f"rates, then go on with `ganforge train --resume {run} "
+                         "optim.lr_g=5e-05 optim.lr_d=5e-05`")
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step_000010"]
+    assert all(math.isfinite(v) for r in read_metrics(run) for v in r.values())
+    monkeypatch.undo()
+    assert cli("train", "--resume", run, "optim.lr_g=5e-05", "optim.lr_d=5e-05") == 0
+    assert read_metrics(run)[-1]["step"] == 40
+
+
+def test_a_run_that_diverges_before_its_first_checkpoint_says_to_train_again(
+        tiny, tmp_path, monkeypatch, capsys):
+    from ganforge.losses import G_LOSSES
+
+    monkeypatch.setitem(G_LOSSES._items, "non-saturating", lambda logits: logits.mean() * 1e39)
+    run = tmp_path / "run"
+    assert cli("train", "gan-mnist", *tiny(40), "--out", run) == 2
+    assert one_error_line(capsys).endswith(
+        f"before '{run}' had a checkpoint; lower the learning rates and train again with "
+        "--overwrite")
+    assert not (run / "checkpoints").exists() or not any((run / "checkpoints").iterdir())
+
+
 def test_a_full_disk_at_the_pictures_leaves_none_cut_off_and_resume_draws_them(
         tiny, tmp_path, monkeypatch, capsys):
     """The disk fills after the last checkpoint, while progress.gif is written: no half GIF is

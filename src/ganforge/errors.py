@@ -21,6 +21,10 @@ class CheckpointError(GanforgeError):
     pass
 
 
+class TrainingDiverged(GanforgeError):
+    """The losses or weights of a run stopped being finite numbers."""
+
+
 def no_space(e: OSError) -> str:
     """The start of the one line for a full disk, naming the file where the error says."""
     return "no space left on device" + (f" (writing {e.filename})" if e.filename else "")

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from ganforge.config import Config, to_yaml
 from ganforge.data import load_data
 from ganforge.errors import (NO_SPACE, CheckpointError, ConfigError, DataError,
-                             GanforgeError, no_space)
+                             GanforgeError, TrainingDiverged, no_space)
 from ganforge.files import is_temporary, write_text
 from ganforge.losses import D_LOSSES, G_LOSSES, PENALTIES, discriminator_stats
 from ganforge.models import build_models
@@ -261,15 +261,36 @@ def train(cfg: Config, run_dir: str | Path, *, overwrite: bool = False, resume: 
         dist.teardown()
 
 
-def _no_space(run_dir: Path, e: OSError) -> str:
-    """The one line for a disk that filled up mid-run: what is safe and how to go on (a resume
-    from the run's last step only redraws the pictures)."""
+def _stopped(run_dir: Path, what: str, fix: str, resume: str = "") -> str:
+    """The one line for a run that cannot go on: ``what`` happened, what of ``run_dir`` is safe,
+    and how to go on after ``fix`` (with ``resume`` overrides), or train again without a
+    checkpoint."""
     found = list_checkpoints(run_dir)
     if not found:
-        return (f"{no_space(e)} before '{run_dir}' had a checkpoint; free some space and train "
-                f"again with --overwrite")
-    return (f"{no_space(e)}; '{run_dir}' is intact up to its checkpoint {found[-1][1].name}: "
-            f"free some space, then go on with `ganforge train --resume {run_dir}`")
+        return f"{what} before '{run_dir}' had a checkpoint; {fix} and train again with --overwrite"
+    return (f"{what}; '{run_dir}' is intact up to its checkpoint {found[-1][1].name}: {fix}, "
+            f"then go on with `ganforge train --resume {run_dir}{resume}`")
+
+
+def _no_space(run_dir: Path, e: OSError) -> str:
+    """A disk that filled up mid-run (a resume from the run's last step only redraws the
+    pictures)."""
+    return _stopped(run_dir, no_space(e), "free some space")
+
+
+def _check_finite(run_dir: Path, cfg: Config, step: int, named: dict[str, torch.Tensor]) -> None:
+    """Stop a run whose losses or weights stopped being finite numbers (too high a learning rate,
+    an unbounded loss): it can never recover, and no checkpoint of it is written. The check runs
+    where the loop reads numbers anyway (a record, a checkpoint) and gives the same answer on
+    every rank, whose weights and averaged statistics are the same."""
+    bad = [k for k, v in named.items()  # v: numbers, or flags that are True where finite
+           if not bool((v if v.dtype == torch.bool else torch.isfinite(v)).all())]
+    if bad:
+        o = cfg.optim
+        raise TrainingDiverged(_stopped(
+            run_dir, f"training diverged at step {step}: {', '.join(bad)} "
+            f"{'is' if len(bad) == 1 else 'are'} no longer finite", "lower the learning rates",
+            f" optim.lr_g={o.lr_g / 4:g} optim.lr_d={o.lr_d / 4:g}"))
 
 
 def _after_existing_events(folder: Path) -> None:
@@ -556,6 +577,11 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
             if log_now:  # every rank joins the average
                 means = dist.average_stats({k: v / count for k, v in sums.items()})
                 sums, count = {}, 0
+                _check_finite(run_dir, cfg, step, means)
+            if save_now:
+                _check_finite(run_dir, cfg, step, {  # a flag per weight tensor
+                    f"{n}'s weights": torch.stack([torch.isfinite(w).all() for w in m.parameters()])
+                    for n, m in (("G", g), ("D", d))})
             if log_now and main:
                 record = {"step": step, **{k: round(v.item(), 6) for k, v in means.items()},
                           "time": round(time.time() - t0, 3)}
