@@ -386,14 +386,17 @@ def test_a_full_disk_before_the_first_checkpoint_says_to_train_again(tiny, tmp_p
 def test_a_full_disk_in_any_command_is_one_line(dcgan, tmp_path, monkeypatch, capsys):
     import errno
 
-    def no_space(file, arr):
-        Path(file).write_bytes(b"\x93NUMPY")  # the first bytes made it
-        raise OSError(errno.ENOSPC, "No space left on device")
+    real_write = Path.write_bytes
 
-    monkeypatch.setattr(np, "save", no_space)
-    assert cli("sample", dcgan, "--n", 4, "--out", tmp_path / "s.npy") == 2
-    assert one_error_line(capsys) == ("ganforge: error: no space left on device; free some "
-                                      "space and run the command again")
+    def no_space(path, data):
+        real_write(path, data[:6])  # the first bytes made it
+        raise OSError(errno.ENOSPC, "No space left on device")  # a short write names no file
+
+    monkeypatch.setattr(Path, "write_bytes", no_space)
+    out = tmp_path / "s.npy"
+    assert cli("sample", dcgan, "--n", 4, "--out", out) == 2
+    assert one_error_line(capsys) == (f"ganforge: error: no space left on device (writing {out}); "
+                                      "free some space and run the command again")
     assert list(tmp_path.iterdir()) == []  # no cut-off file, no temporary one
 
 
@@ -693,6 +696,46 @@ def test_bad_sample_inputs(args, words, straight, tmp_path, capsys):
     assert snapshot(run) == before
 
 
+@pytest.mark.parametrize("command", ["sample", "interpolate", "arithmetic", "probe", "filters"])
+def test_a_seed_torch_cannot_take_is_a_usage_error(command, tmp_path, capsys):
+    for seed, words in (("-1", "--seed: -1 is out of range; choose 0 .. 2**63 - 1"),
+                        (str(2 ** 64), f"--seed: {2 ** 64} is out of range"),
+                        ("1.5", "--seed: '1.5' is not a whole number")):
+        with pytest.raises(SystemExit) as exit_:
+            cli(command, tmp_path, "--seed", seed,
+                *([] if command == "probe" else ["--out", tmp_path / "x.png"]))
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err
+        assert words in err and len(err.strip().splitlines()) == 1
+
+
+def test_sample_npy_takes_the_suffix_in_any_case(straight, tmp_path):
+    run = straight("demo")
+    assert cli("sample", run, "--n", 3, "--out", tmp_path / "a.npy") == 0
+    assert cli("sample", run, "--n", 3, "--out", tmp_path / "B.NPY") == 0
+    assert np.array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "B.NPY"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["B.NPY", "a.npy"]
+
+
+def test_an_out_that_cannot_be_written_is_one_line_naming_it(straight, tmp_path, monkeypatch,
+                                                             capsys):
+    """A read-only disk (or no permission) where --out goes: one line naming the file asked
+    for, not the temporary name it was written under."""
+    import errno
+
+    import ganforge.files
+
+    def read_only(src, dst):
+        raise OSError(errno.EROFS, "Read-only file system", str(src))
+
+    run = straight("demo")
+    monkeypatch.setattr(ganforge.files.os, "replace", read_only)
+    for out in (tmp_path / "x.png", tmp_path / "x.npy"):
+        assert cli("sample", run, "--n", 4, "--out", out) == 2
+        assert one_error_line(capsys) == f"ganforge: error: read-only file system: '{out}'"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_sample_from_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert cli("sample", tmp_path, "--out", tmp_path / "x.png") == 2
     assert "config.yaml" in one_error_line(capsys)
@@ -783,12 +826,17 @@ OUT_CASES = {  # argv (RUN: a finished run, FILE: a plain file, DIR: a folder); 
     "sample into a folder": (["sample", "RUN", "--n", "4", "--out", "DIR"], ["is a folder"]),
     "sample no name": (["sample", "RUN", "--out", "DIR/.png"], ["needs a name before .png"]),
     "sample over a frame": (["sample", "RUN", "--out", "RUN/samples/step_000040.png"],
-                            ["would replace a file of the run folder"]),
+                            ["is inside 'samples' of the run folder"]),
+    "sample a new frame": (["sample", "RUN", "--out", "RUN/samples/step_000500.png"],
+                           ["is inside 'samples' of the run folder", "write elsewhere"]),
+    "sample over eval.json's place": (["sample", "RUN", "--out", "RUN/curves.png"],
+                                      ["would replace a file of the run folder"]),
     "interpolate over the gif": (["interpolate", "RUN", "--out", "RUN/progress.gif"],
                                  ["would replace a file of the run folder"]),
     "classifier over weights": (["classifier", "--epochs", "1", "--out",
                                  "RUN/checkpoints/step_000040/generator.safetensors"],
-                                ["would replace a file of the run folder"]),
+                                ["is inside 'checkpoints' of the run folder"]),
+    "theory with no folder": (["theory", "--out", ""], ["names no folder"]),
     "theory into a file": (["theory", "--out", "FILE"], ["must be a folder", "is a file"]),
     "theory through a file": (["theory", "--out", "FILE/sub"], ["must be a folder"]),
     "train through a file": (["train", "demo", "--out", "FILE/run"], ["is a file"]),

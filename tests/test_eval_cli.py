@@ -90,10 +90,15 @@ def test_eval_samples_rgb_and_other_sizes_are_fitted(digits, tmp_path, capsys):
     (np.full((10, 1, 28, 28), 255.0, np.float32), "[-1, 1]"),
     (np.zeros((10, 1, 28, 28), np.uint8), "floats"),
     (np.full((10, 1, 28, 28), np.nan, np.float32), "NaN"),
+    (np.zeros((5, 1, 0, 28), np.float32), "images of at least 1x1"),
+    (None, "the file is empty"),
 ])
 def test_eval_bad_samples_is_one_line(array, words, tmp_path, capsys):
     path = tmp_path / "bad.npy"
-    np.save(path, array)
+    if array is None:
+        path.write_bytes(b"")
+    else:
+        np.save(path, array)
     assert cli("eval", "--samples", path) == 2
     assert words in one_error_line(capsys)
     assert not path.with_suffix(".eval.json").exists()
@@ -108,6 +113,8 @@ def test_eval_bad_arguments_are_one_line(digits, tmp_path, capsys):
     assert "missing.npy" in one_error_line(capsys)
     assert cli("eval") == 2
     assert "RUN_DIR" in one_error_line(capsys)
+    assert cli("eval", "--samples", path, "--step", 3) == 2
+    assert "--step chooses a run's checkpoint" in one_error_line(capsys)
     assert cli("eval", "--samples", path, "--device", "gpu") == 2
     assert "--device='gpu' is not known" in one_error_line(capsys)
     assert cli("classifier", "--out", tmp_path / "w.pt") == 2

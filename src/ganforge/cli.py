@@ -5,6 +5,7 @@ Errors a user can fix print one line (``ganforge: error: ...``) and exit with co
 from __future__ import annotations
 
 import argparse
+import io
 import math
 import os
 import re
@@ -12,7 +13,7 @@ import sys
 from pathlib import Path
 
 from ganforge import __version__
-from ganforge.errors import NO_SPACE, GanforgeError, no_space
+from ganforge.errors import BAD_PATH, NO_SPACE, GanforgeError, no_space
 from ganforge.files import replacing, write_text
 
 EXAMPLES = """examples:
@@ -92,8 +93,10 @@ def _cmd_sample(args) -> int:
     images = generate(g, z, y)  # (N, C, H, W) in [-1, 1], or (N, dim) points for toy data
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".npy":
+        buffer = io.BytesIO()  # np.save would add .npy to a name ending in .NPY
+        np.save(buffer, images.numpy().astype(np.float32))
         with replacing(out) as tmp:  # a full disk leaves no cut-off file
-            np.save(tmp, images.numpy().astype(np.float32))
+            tmp.write_bytes(buffer.getvalue())
     elif is_toy(cfg.data.name):
         save_toy_samples(images.numpy(), load_data(cfg), out)
     else:
@@ -163,12 +166,15 @@ def _load_samples(path: Path):
         raise GanforgeError(f"--samples '{path}' must be a .npy file of (N, C, H, W) floats")
     try:
         array = np.load(path, allow_pickle=False)
+    except EOFError:
+        raise GanforgeError(f"cannot read --samples '{path}': the file is empty") from None
     except (OSError, ValueError) as e:  # numpy takes a file that is no .npy for a pickle
         why = "not a NumPy .npy array file" if "pickled" in str(e) else str(e).splitlines()[0]
         raise GanforgeError(f"cannot read --samples '{path}': {why}") from None
-    if array.ndim != 4 or array.shape[1] not in (1, 3) or array.shape[0] < 4:
+    if (array.ndim != 4 or array.shape[1] not in (1, 3) or array.shape[0] < 4
+            or min(array.shape[2:]) < 1):
         raise GanforgeError(f"--samples '{path}' has shape {array.shape}; expected (N, C, H, W) "
-                            "with C = 1 or 3 and N >= 4")
+                            "with C = 1 or 3, N >= 4 and images of at least 1x1")
     if not np.issubdtype(array.dtype, np.floating):
         raise GanforgeError(f"--samples '{path}' holds {array.dtype}; expected floats in [-1, 1]")
     if not np.isfinite(array).all():
@@ -190,8 +196,11 @@ def _cmd_eval_samples(args) -> int:
     from ganforge.data import load_data
     from ganforge.metrics.image import reference_subset
 
-    if args.run_dir is not None or args.step is not None:
+    if args.run_dir is not None:
         raise GanforgeError("give either RUN_DIR or --samples FILE.npy, not both")
+    for option, given in (("--step", args.step is not None), ("--no-ema", args.no_ema)):
+        if given:
+            raise GanforgeError(f"{option} chooses a run's checkpoint; --samples scores a file")
     samples = torch.from_numpy(np.ascontiguousarray(_load_samples(Path(args.samples)),
                                                     dtype=np.float32))
     samples = samples[: args.n] if args.n is not None else samples
@@ -289,6 +298,8 @@ def _cmd_theory(args) -> int:
     from ganforge.theory import write_theory
     from ganforge.train.checkpoint import file_in_the_way
 
+    if not args.out.strip():
+        raise GanforgeError("--out '' names no folder; give the folder for the figures")
     out = Path(args.out)
     blocker = out if out.exists() and not out.is_dir() else file_in_the_way(out)
     if blocker is not None:
@@ -321,9 +332,13 @@ def _out_file(arg: str, suffixes: tuple[str, ...], what: str) -> Path:
         raise GanforgeError(f"--out '{out}' cannot be written: '{blocker}' is a file, not a folder")
     where = out.resolve()
     run = next((p for p in where.parents if is_run_folder(p)), None)
-    if out.exists() and run is not None and where.relative_to(run).parts[0] in RUN_ENTRIES:
-        raise GanforgeError(f"--out '{out}' would replace a file of the run folder '{run}'; "
-                            "choose a new name")
+    if run is not None and (part := where.relative_to(run).parts[0]) in RUN_ENTRIES:
+        if (run / part).is_dir():  # samples/, checkpoints/, tensorboard/: the run's to manage
+            raise GanforgeError(f"--out '{out}' is inside '{part}' of the run folder '{run}', "
+                                "which train rewrites and deletes from; write elsewhere")
+        if out.exists():
+            raise GanforgeError(f"--out '{out}' would replace a file of the run folder '{run}'; "
+                                "choose a new name")
     return out
 
 
@@ -459,6 +474,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"ganforge: error: {message} (see {self.prog} --help)\n")
 
 
+def _seed(text: str) -> int:
+    """--seed: a whole number torch's generators take, with room for the offsets added to it."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if not 0 <= value < 2 ** 63:
+        raise argparse.ArgumentTypeError(f"{value} is out of range; choose 0 .. 2**63 - 1")
+    return value
+
+
 DEVICE_HELP = "where G runs: cpu (the default), auto, cuda, cuda:N or mps"
 
 
@@ -488,7 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("run_dir")
     s.add_argument("--n", type=int, default=100, help="number of samples (default 100)")
     s.add_argument("--label", type=int, help="class to draw (conditional models)")
-    s.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    s.add_argument("--seed", type=_seed, default=0, help="noise seed (default 0)")
     s.add_argument("--step", type=int, help="checkpoint step (default: the newest)")
     s.add_argument("--no-ema", action="store_true", help=NO_EMA_HELP)
     s.add_argument("--out", required=True, help="FILE.png for a grid, FILE.npy for raw samples")
@@ -519,7 +545,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("classifier", help="retrain the MNIST classifier the image metrics use")
     c.add_argument("--out", required=True, help="FILE.safetensors for the weights")
-    c.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    c.add_argument("--seed", type=_seed, default=0, help="seed (default 0)")
     c.add_argument("--epochs", type=int, default=15, help="epochs (default 15)")
 
     th = sub.add_parser("theory", help="the theory lab: optimal D, V(D*, G) vs JS, G losses")
@@ -531,7 +557,7 @@ def build_parser() -> argparse.ArgumentParser:
     ip.add_argument("--rows", type=int, default=8, help="number of paths (default 8)")
     ip.add_argument("--spherical", action="store_true",
                     help="slerp the direction and walk the norm linearly (default: straight)")
-    ip.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    ip.add_argument("--seed", type=_seed, default=0, help="noise seed (default 0)")
     ip.add_argument("--step", type=int, help="checkpoint step (default: the newest)")
     ip.add_argument("--no-ema", action="store_true", help=NO_EMA_HELP)
     ip.add_argument("--out", required=True, help="FILE.png (one path a row) or FILE.gif")
@@ -548,7 +574,7 @@ def build_parser() -> argparse.ArgumentParser:
     ar.add_argument("--scale", type=float, default=1.0, help="multiply the vector (1.0)")
     ar.add_argument("--orthogonal", action="store_true",
                     help="remove the vector's part along the class means (keeps the digit)")
-    ar.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    ar.add_argument("--seed", type=_seed, default=0, help="noise seed (default 0)")
     ar.add_argument("--step", type=int, help="checkpoint step (default: the newest)")
     ar.add_argument("--no-ema", action="store_true", help=NO_EMA_HELP)
     ar.add_argument("--json", action="store_true", help="print the figures as JSON")
@@ -561,7 +587,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="labelled training digits, comma-separated (default 100,1000)")
     pr.add_argument("--draws", type=int, default=5, help="random label draws (default 5)")
     pr.add_argument("--grid", type=int, default=4, help="max-pool every layer to GxG (4)")
-    pr.add_argument("--seed", type=int, default=0, help="seed of the first draw (default 0)")
+    pr.add_argument("--seed", type=_seed, default=0, help="seed of the first draw (default 0)")
     pr.add_argument("--step", type=int, help="checkpoint step (default: the newest)")
     pr.add_argument("--json", action="store_true", help="print the result as JSON")
 
@@ -571,7 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
     fi.add_argument("--channels", type=int, default=8, help="channels shown (default 8)")
     fi.add_argument("--top", type=int, default=8, help="images per channel (default 8)")
     fi.add_argument("--images", type=int, default=2000, help="real images searched (2000)")
-    fi.add_argument("--seed", type=int, default=0, help="seed of the image draw (default 0)")
+    fi.add_argument("--seed", type=_seed, default=0, help="seed of the image draw (default 0)")
     fi.add_argument("--step", type=int, help="checkpoint step (default: the newest)")
     fi.add_argument("--out", required=True, help="FILE.png")
     return p
@@ -611,10 +637,13 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # 128 + SIGPIPE, as a command the signal stopped
     except OSError as e:
-        if e.errno not in NO_SPACE:
+        if e.errno in NO_SPACE:
+            print(f"ganforge: error: {no_space(e)}; free some space and run the command again",
+                  file=sys.stderr)
+        elif e.errno in BAD_PATH and e.filename is not None:  # e.g. --out on a read-only disk
+            print(f"ganforge: error: {e.strerror.lower()}: '{e.filename}'", file=sys.stderr)
+        else:
             raise
-        print(f"ganforge: error: {no_space(e)}; free some space and run the command again",
-              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ganforge: interrupted", file=sys.stderr)

@@ -3,6 +3,9 @@ import errno
 
 # the errno values of a full disk and of a full quota: the user frees space and runs again
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+# a path the user gave cannot be used as it is: permissions, a read-only disk, a name too long
+BAD_PATH = (errno.EACCES, errno.EPERM, errno.EROFS, errno.EISDIR, errno.ENOTDIR,
+            errno.ENAMETOOLONG, errno.ELOOP)
 
 
 class GanforgeError(Exception):

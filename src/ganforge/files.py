@@ -22,6 +22,10 @@ def replacing(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as e:  # name the file the user asked for, not the temporary one
+        if e.errno is None or (e.filename is not None and os.fspath(e.filename) != os.fspath(tmp)):
+            raise
+        raise OSError(e.errno, e.strerror, str(path)) from None
     finally:
         if tmp.is_file():
             tmp.unlink()

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ganforge.files import write_text
 from ganforge.losses import D_LOSSES, G_LOSSES
 
 DATA_MEANS = (-3.0, 3.0)
@@ -314,5 +315,5 @@ def write_theory(out_dir: Path, steps: int = OPTIMAL_D_STEPS, seed: int = 0) -> 
             for i, d in enumerate(c["d"])
         },
     }
-    (out_dir / "theory.json").write_text(json.dumps(numbers, indent=2) + "\n")
+    write_text(out_dir / "theory.json", json.dumps(numbers, indent=2) + "\n")
     return numbers
