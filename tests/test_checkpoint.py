@@ -131,6 +131,19 @@ def test_corrupt_file_is_a_checkpoint_error(tmp_path):
         load_checkpoint(path, *setup(make_cfg()))
 
 
+def test_a_checkpoint_of_nan_weights_is_refused(tmp_path):
+    """Written by hand or by an older ganforge (training now stops before it writes one): eval,
+    sample and resume refuse it in one line instead of drawing or training on NaN."""
+    g, d, opt_g, opt_d = setup(make_cfg())
+    with torch.no_grad():
+        next(g.parameters())[0].fill_(float("nan"))
+    path = save_checkpoint(tmp_path, 1, g, d, opt_g, opt_d, {})
+    with pytest.raises(CheckpointError, match=r"generator in '.*step_000001' holds NaN or "
+                                              r"infinite weights \('[\w.]+'\): the run had "
+                                              "diverged by then; use an earlier checkpoint"):
+        load_checkpoint(path, *setup(make_cfg()))
+
+
 def failing_on_call(monkeypatch, n):
     real = ckpt.save_tensors
     calls = {"n": 0}

@@ -184,6 +184,12 @@ def load_weights(module: nn.Module, path: Path, what: str) -> None:
                 f"{what} in '{path.parent}' does not match the config: '{k}' has shape "
                 f"{tuple(tensors[k].shape)} in the checkpoint but {tuple(v.shape)} in the model; "
                 "the checkpoint must come from a run with the same model settings")
+    broken = next((k for k, v in tensors.items()
+                   if v.is_floating_point() and not bool(torch.isfinite(v).all())), None)
+    if broken is not None:  # ganforge stops a diverging run before it writes such a checkpoint
+        raise CheckpointError(f"{what} in '{path.parent}' holds NaN or infinite weights "
+                              f"('{broken}'): the run had diverged by then; use an earlier "
+                              "checkpoint")
     module.load_state_dict(tensors)
 
 
