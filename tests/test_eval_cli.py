@@ -39,6 +39,9 @@ def test_eval_of_an_mnist_run_writes_eval_json(preset, tiny, tmp_path, capsys):
     assert IMAGE_KEYS <= set(saved) and saved["n"] == 200
     assert all(np.isfinite(saved[k]) for k in IMAGE_KEYS)
     assert ("cond_acc" in saved) == (preset == "cdcgan-mnist")
+    assert saved["step"] == 4 and saved["ema"] is False
+    assert saved["n_real"] == 200 and saved["real"].startswith("mnist: the 5,000 real digits")
+    assert f"200 of {saved['real']}" in table  # which real set data.root found
     assert cli("eval", run, "--n", 200, "--json") == 0
     assert json.loads(capsys.readouterr().out) == saved  # same noise, same numbers
     assert cli("eval", run, "--n", 200, "--json", "--device", "cpu") == 0  # the default
@@ -119,3 +122,49 @@ def test_eval_bad_arguments_are_one_line(digits, tmp_path, capsys):
     assert "--device='gpu' is not known" in one_error_line(capsys)
     assert cli("classifier", "--out", tmp_path / "w.pt") == 2
     assert ".safetensors" in one_error_line(capsys)
+
+
+def test_eval_says_which_checkpoint_it_scored(tiny, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert cli("train", "demo", *tiny(20, "train.ema_decay=0.9"), "--out", run) == 0
+    capsys.readouterr()
+    for argv, step, ema in (([], 20, True), (["--step", 10], 10, True), (["--no-ema"], 20, False)):
+        assert cli("eval", run, "--n", 20, "--metrics", "fid", "--json", *argv) == 0
+        saved = json.loads(capsys.readouterr().out)
+        assert (saved["step"], saved["ema"]) == (step, ema), argv
+
+
+def test_conditional_accuracy_only_for_digits(tiny, tmp_path, capsys):
+    """The digit classifier can only check requested digits: conditional runs on other data
+    (Fashion-MNIST's garments, an image folder's classes) get no conditional accuracy."""
+    import ganforge.train.watch as watch
+    from ganforge.config import load_config
+
+    y = torch.arange(10)
+    assert watch.digit_labels(load_config("cdcgan-mnist"), y) is y
+    assert watch.digit_labels(load_config("cdcgan-mnist", ["data.name=fashion-mnist"]), y) is None
+    assert watch.digit_labels(load_config("cdcgan-mnist", ["data.name=image-folder"]), y) is None
+
+
+def test_image_options_where_no_image_metric_is_computed_are_refused(digits, tmp_path, capsys):
+    rgb = np.repeat(digits[:20], 3, axis=1)
+    path = tmp_path / "rgb.npy"
+    np.save(path, rgb)
+    for option in (["--metrics", "fid"], ["--extractor", "inception"],
+                   ["--inception-weights", "w.pth"]):
+        assert cli("eval", "--samples", path, "--reference", "stacked-mnist", *option) == 2
+        assert one_error_line(capsys).startswith(f"ganforge: error: {option[0]} chooses image "
+                                                 "metrics; --reference stacked-mnist counts")
+
+
+def test_eval_of_a_run_with_too_few_real_images_is_one_line(tiny, tmp_path, capsys):
+    from conftest import write_png_folder
+
+    root = write_png_folder(tmp_path / "three", n=3, mode="L")
+    run = tmp_path / "run"
+    assert cli("train", "demo", *tiny(2, "data.name=image-folder", f"data.root={root}",
+                                      "data.channels=1", "train.batch_size=2"),
+               "--out", run) == 0
+    capsys.readouterr()
+    assert cli("eval", run, "--n", 50) == 2
+    assert "the run's data has 3 images; image metrics need at least 4" in one_error_line(capsys)

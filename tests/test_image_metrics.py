@@ -81,7 +81,10 @@ def test_kid_is_the_unbiased_mmd_by_hand():
     expected = ((k(x, x).sum() - k(x, x).trace()) / (m * (m - 1))
                 + (k(y, y).sum() - k(y, y).trace()) / (m * (m - 1)) - 2 * k(x, y).mean())
     mean, std = kid(x, y, subsets=3, subset_size=5)
-    assert mean == pytest.approx(float(expected), rel=1e-10) and std == pytest.approx(0, abs=1e-12)
+    assert mean == pytest.approx(float(expected), rel=1e-10) and std is None  # one subset only
+    assert kid(x, y, subsets=3, subset_size=50) == (mean, None)
+    _, std = kid(x, torch.cat([y, y + 1]), subsets=3, subset_size=5)  # subsets of the larger
+    assert std > 0
 
 
 # ----------------------------------------------------------------------------- score

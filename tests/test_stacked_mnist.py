@@ -145,7 +145,8 @@ def test_train_then_eval_prints_modes_and_kl(tiny, tmp_path, capsys, monkeypatch
     out = capsys.readouterr().out
     assert "modes covered" in out and "/ 1000" in out and "KL" in out
     saved = json.loads((run / "eval.json").read_text())
-    assert set(saved) == {"n", "modes", "kl", "digit_kl"} and saved["n"] == 100
+    assert set(saved) == {"step", "ema", "n", "modes", "kl", "digit_kl"} and saved["n"] == 100
+    assert saved["step"] == 4 and saved["ema"] is False
     assert 0 <= saved["digit_kl"] <= 3 * math.log(10) + 1e-9
     assert 1 <= saved["modes"] <= 100 and 0 <= saved["kl"] <= math.log(1000) + 1e-9
     assert cli("eval", run, "--n", 100, "--json") == 0

@@ -241,7 +241,7 @@ def test_eval_prints_and_writes_eval_json(runs, tmp_path, capsys):
     assert cli("eval", run) == 0
     out = capsys.readouterr().out
     saved = json.loads((run / "eval.json").read_text())
-    assert set(saved) == {"n", "modes", "hq", "kl"}
+    assert set(saved) == {"step", "ema", "n", "modes", "hq", "kl"}
     assert saved["n"] == 2500
     assert isinstance(saved["modes"], int) and 0 <= saved["modes"] <= 8
     assert 0 <= saved["hq"] <= 100
@@ -252,6 +252,8 @@ def test_eval_prints_and_writes_eval_json(runs, tmp_path, capsys):
     assert lines["high quality (%)"] == f"{saved['hq']:.1f}"
     assert lines["reverse KL"] == ("n/a (no high-quality sample)" if saved["kl"] is None
                                    else f"{saved['kl']:.4f}")
+    assert cli("eval", run, "--extractor", "inception") == 2  # no image metric to choose
+    assert "--extractor chooses image metrics; this run gets modes" in one_error_line(capsys)
 
 
 def test_eval_json_matches_the_training_metrics(runs, tmp_path, capsys):

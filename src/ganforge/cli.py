@@ -130,6 +130,15 @@ def _extractor(args, channels: int) -> dict:
     return {"extractor": name, "inception_weights": args.inception_weights}
 
 
+def _no_image_options(args, instead: str) -> None:
+    """--metrics, --extractor and --inception-weights choose image metrics; refuse them where
+    none are computed rather than ignore them."""
+    given = [o for o, v in (("--metrics", args.metrics), ("--extractor", args.extractor != "auto"),
+                            ("--inception-weights", args.inception_weights)) if v]
+    if given:
+        raise GanforgeError(f"{given[0]} chooses image metrics; {instead} without it")
+
+
 def _score(args, fake, real, **kw) -> dict:
     """score_images with the command's --metrics and --extractor; names the extractor."""
     from ganforge.metrics.image import score_images
@@ -142,9 +151,12 @@ def _score(args, fake, real, **kw) -> dict:
 
 def _print_image_result(result: dict) -> None:
     print(f"{'samples':<22}{result['n']}")
+    if "real" in result:  # which real set, found from data.root: say it
+        print(f"{'real images':<22}{result['n_real']} of {result['real']}")
     for key, label, fmt in IMAGE_ROWS:
         if key in result:
-            extra = f" +- {result[key + '_std']:.5f}" if key + "_std" in result else ""
+            std = result.get(key + "_std")  # KID on sets no larger than a subset has none
+            extra = "" if std is None else f" +- {std:.5f}"
             print(f"{label:<22}{fmt.format(result[key])}{extra}")
     if result.get("cond_acc_per_class"):
         per = " ".join("-" if v is None else f"{v:.2f}" for v in result["cond_acc_per_class"])
@@ -208,6 +220,7 @@ def _cmd_eval_samples(args) -> int:
     if stacked:  # each channel is labelled by the classifier; no real set is needed
         from ganforge.metrics.stacked import stacked_metrics
 
+        _no_image_options(args, "--reference stacked-mnist counts modes of 1,000 and KL")
         if samples.shape[1] != 3:
             raise GanforgeError(f"--reference stacked-mnist needs 3-channel samples (one digit "
                                 f"per channel); '{args.samples}' has {samples.shape[1]}")
@@ -215,10 +228,10 @@ def _cmd_eval_samples(args) -> int:
         result = {"n": len(samples), "reference": args.reference,
                   "modes": counted["modes"], "kl": counted["kl"], "digit_kl": counted["digit_kl"]}
     else:
-        cfg = load_config("demo", [f"data.name={args.reference}"])
-        real = reference_subset(load_data(cfg).images, len(samples))
-        result = {"n": len(samples), "reference": args.reference,
-                  **_score(args, samples, real, reference=args.reference)}
+        data = load_data(load_config("demo", [f"data.name={args.reference}"]))
+        real = reference_subset(data.images, len(samples))
+        result = {"n": len(samples), "reference": args.reference, "n_real": len(real),
+                  "real": data.source, **_score(args, samples, real, reference=args.reference)}
     out = Path(args.samples).with_suffix(".eval.json")
     if args.json:
         print(json.dumps(result))
@@ -235,7 +248,8 @@ def _cmd_eval(args) -> int:
     import json
 
     from ganforge.data import load_data
-    from ganforge.train.checkpoint import load_generator
+    from ganforge.train.checkpoint import (CKPT_DIR, EMA_FILE, checkpoint_name, latest_checkpoint,
+                                           load_generator, step_of)
     from ganforge.train.watch import evaluate
 
     if args.n is not None and args.n < (4 if args.samples else 1):
@@ -247,24 +261,30 @@ def _cmd_eval(args) -> int:
                             "--samples FILE.npy --reference mnist")
     g, cfg = load_generator(args.run_dir, step=args.step, device=_device(args),
                             ema=False if args.no_ema else None)
+    path = (latest_checkpoint(args.run_dir) if args.step is None
+            else Path(args.run_dir) / CKPT_DIR / checkpoint_name(args.step))
+    scored = {"step": step_of(path.name), "ema": not args.no_ema and (path / EMA_FILE).is_file()}
     stacked = cfg.data.name == "stacked-mnist"  # modes of 1,000 and KL on 26,000 samples
     n = args.n or (26000 if stacked else 2500)
     data = None if stacked else load_data(cfg)  # stacked metrics need no real images
-    if (stacked or data.kind == "toy") and args.metrics is not None:
-        raise GanforgeError("--metrics chooses image metrics; this run gets modes covered, "
-                            "% high quality (toy runs) and KL without it")
     if stacked or data.kind == "toy":
-        result = {"n": n, **evaluate(g, data, cfg, n)}
+        _no_image_options(args, "this run gets modes covered, % high quality (toy runs) and KL")
+        result = {**scored, "n": n, **evaluate(g, data, cfg, n)}
     else:
         from ganforge.metrics.image import reference_subset
         from ganforge.sampling import fixed_inputs, generate
+        from ganforge.train.watch import digit_labels
 
         if n < 4:
             raise GanforgeError(f"--n {n} must be at least 4 for image metrics")
+        if len(data.images) < 4:
+            raise GanforgeError(f"the run's data has {len(data.images)} images; image metrics "
+                                "need at least 4 real ones")
         z, y = fixed_inputs(cfg, n, seed=cfg.train.seed + 999)  # the noise the loop scores
         real = reference_subset(data.images, n)
-        result = {"n": n, **_score(args, generate(g, z, y), real, labels=y,
-                                   reference=f"{cfg.data.name}-train")}
+        result = {**scored, "n": n, "n_real": len(real), "real": data.source,  # data.root's
+                  **_score(args, generate(g, z, y), real, labels=digit_labels(cfg, y),
+                           reference=f"{cfg.data.name}-train")}
     if args.json:
         print(json.dumps(result))
     elif stacked:

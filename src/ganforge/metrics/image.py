@@ -73,9 +73,10 @@ def fid(feat_a, feat_b) -> float:
 
 
 def kid(feat_a, feat_b, subsets: int = 50, subset_size: int = 1000,
-        seed: int = 0) -> tuple[float, float]:
+        seed: int = 0) -> tuple[float, float | None]:
     """Kernel inception distance: unbiased MMD^2 with k(x, y) = (x.y / d + 1)^3 on random
-    subsets of min(subset_size, n_a, n_b) rows; returns (mean, std) over the subsets."""
+    subsets of min(subset_size, n_a, n_b) rows; returns (mean, std) over the subsets. When both
+    sets have no more rows than that, every subset is both whole sets: one value, std None."""
     a, b = _pair("kid", feat_a, feat_b)
     d = a.shape[1]
     m = min(subset_size, len(a), len(b))
@@ -84,7 +85,8 @@ def kid(feat_a, feat_b, subsets: int = 50, subset_size: int = 1000,
                          f"{subsets}")
     gen = torch.Generator().manual_seed(seed)
     values = []
-    for _ in range(subsets):
+    whole = m == len(a) == len(b)  # the statistic does not depend on the order of the rows
+    for _ in range(1 if whole else subsets):
         x = a[torch.randperm(len(a), generator=gen)[:m]]
         y = b[torch.randperm(len(b), generator=gen)[:m]]
         kxx, kyy, kxy = ((p @ q.T / d + 1) ** 3 for p, q in ((x, x), (y, y), (x, y)))
@@ -92,7 +94,7 @@ def kid(feat_a, feat_b, subsets: int = 50, subset_size: int = 1000,
         values.append((kxx.sum() - kxx.diagonal().sum()) / off
                       + (kyy.sum() - kyy.diagonal().sum()) / off - 2 * kxy.mean())
     v = torch.stack(values)
-    return float(v.mean()), float(v.std(unbiased=False))
+    return float(v.mean()), None if whole else float(v.std(unbiased=False))
 
 
 def inception_score(logits, splits: int = 10) -> tuple[float, float]:
