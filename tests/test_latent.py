@@ -224,6 +224,11 @@ def test_orthogonal_vector_is_orthogonal_to_the_class_means(dcgan):
     offsets = torch.stack([z[classes == c].mean(0) - z.mean(0) for c in range(4)])
     assert (offsets @ v).abs().max() < 1e-4 and (offsets @ plain).abs().max() > 1e-2
     assert 0 < v.norm() < plain.norm()
+    # the class-size-weighted offsets sum to 0 (rank 3 here): removing exactly their span,
+    # not a fourth direction of round-off that QR would add
+    a = offsets[:3].T.double()  # the fourth is minus the sum of these
+    exact = plain.double() - a @ torch.linalg.pinv(a) @ plain.double()
+    assert torch.allclose(v.double(), exact, atol=1e-5)
 
 
 def test_attribute_needs_a_digit_run():
@@ -250,6 +255,8 @@ def test_bad_input_is_one_line_and_exit_2(dcgan, cdcgan, tmp_path, capsys):
          "--digits goes with --attribute digit"),
         (("arithmetic", dcgan, "--attribute", "slant", "--scale", "nan", "--out", png),
          "--scale nan must be a finite number"),
+        (("arithmetic", dcgan, "--attribute", "slant", "--scale", "1e30", "--out", png),
+         "--scale 1e+30 makes the vector too long for float32"),
         (("interpolate", dcgan, "--device", "tpu", "--out", png), "--device='tpu' is not known"),
         (("arithmetic", dcgan, "--attribute", "slant", "--device", "gpu", "--out", png),
          "--device='gpu' is not known"),
@@ -268,3 +275,13 @@ def test_arithmetic_on_a_conditional_run_keeps_the_labels(cdcgan, tmp_path, caps
     g, cfg = load_generator(cdcgan)
     _, tensors = latent.arithmetic(g, cfg, "thickness", pool=200, edit=20)
     assert torch.equal(tensors["y"], torch.arange(20) % 10)
+
+
+def test_the_report_of_blank_images_has_no_percentage_change():
+    """A G that draws blank images has no ink to grow by a percentage (was a ZeroDivisionError)."""
+    rows = {name: {"mean": 0.0, "change": 0.0, "kept": 1.0}
+            for name in ("z + v", "z - v", "z + random")}
+    report = latent.arithmetic_report({
+        "attribute": "thickness", "quantile": 0.2, "measure": "ink mass (pixels)", "pool": 40,
+        "orthogonal": False, "vector_norm": 0.5, "n_edited": 2, "before": 0.0, "rows": rows})
+    assert "z + v" in report and "%)" not in report

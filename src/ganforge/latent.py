@@ -209,7 +209,11 @@ def attribute_vector(z: Tensor, classes: Tensor, attribute: str, images: Tensor,
     v = torch.stack(diffs).mean(0)
     if orthogonal:
         offsets = torch.stack([z[classes == c].mean(0) - z.mean(0) for c in classes.unique()])
-        basis, _ = torch.linalg.qr(offsets.T)  # (D, classes), orthonormal columns
+        # The offsets weighted by class size sum to 0, so they span one dimension fewer than
+        # there are classes: QR would add a column of round-off, a random direction. Keep the
+        # left singular vectors of the span only.
+        u, s, _ = torch.linalg.svd(offsets.T, full_matrices=False)  # u: (D, classes)
+        basis = u[:, s > 1e-5 * s.max()] if s.max() > 0 else u[:, :0]
         v = v - basis @ (basis.T @ v)
     return v, {"groups": sizes}
 
@@ -252,6 +256,9 @@ def arithmetic(g: nn.Module, cfg, attribute: str, pool: int = 5000, edit: int = 
     classes = y_pool if k else digit_class(x_pool)  # a conditional G's digit is its label
     v, info = attribute_vector(z_pool, classes, attribute, x_pool, quantile, digits, orthogonal)
     v = v * scale
+    if not torch.isfinite(v.norm()):  # float32 overflows long before --scale stops being finite
+        raise GanforgeError(f"--scale {scale:g} makes the vector too long for float32 "
+                            f"(|v| = {v.norm():g}); choose a smaller --scale")
     x0 = generate(g, z_new, y_new)
     c0 = digit_class(x0)
     if attribute == "digit":  # edit only the fresh z that G turns into digit A
@@ -323,7 +330,7 @@ def arithmetic_report(f: dict) -> str:
     for name, row in f["rows"].items():
         if digit:
             change = f"{100 * row['change']:+.1f} pts"
-        elif f["attribute"] == "thickness":
+        elif f["attribute"] == "thickness" and f["before"] > 0:  # blank images have no ink
             change = f"{row['change']:+.2f} ({100 * row['change'] / f['before']:+.1f}%)"
         else:
             change = f"{row['change']:+.2f}"
