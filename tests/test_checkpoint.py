@@ -140,7 +140,8 @@ def test_a_checkpoint_of_nan_weights_is_refused(tmp_path):
     path = save_checkpoint(tmp_path, 1, g, d, opt_g, opt_d, {})
     with pytest.raises(CheckpointError, match=r"generator in '.*step_000001' holds NaN or "
                                               r"infinite weights \('[\w.]+'\): the run had "
-                                              "diverged by then; use an earlier checkpoint"):
+                                              "diverged by then; use an earlier checkpoint \\(--step; "
+                                              "for --resume, move the newer step_"):
         load_checkpoint(path, *setup(make_cfg()))
 
 

@@ -291,6 +291,35 @@ def test_a_diverging_run_stops_with_one_line_and_writes_no_broken_checkpoint(
     assert read_metrics(run)[-1]["step"] == 40
 
 
+def test_a_checkpoint_never_carries_non_finite_buffers_or_window(tiny, tmp_path, monkeypatch,
+                                                                   capsys):
+    """What a checkpoint holds besides the weights is checked too: batch norm's running
+    statistics overflow at a huge learning rate with the weights still finite, and a loss that
+    is inf for one step (its gradient finite) sits in the window a mid-window checkpoint
+    carries. Either would make every later load or resume fail."""
+    from ganforge.losses import G_LOSSES
+
+    run = tmp_path / "bn"
+    assert cli("train", "demo", *tiny(12, "train.log_every=1000", "train.checkpoint_every=4",
+                                      "optim.lr_g=1e8", "optim.lr_d=1e8"), "--out", run) == 2
+    assert "weights" in one_error_line(capsys).split(";")[0]
+    kept = (run / "checkpoints").iterdir() if (run / "checkpoints").exists() else []
+    for step in (p.name for p in kept):  # what is left loads
+        assert cli("sample", run, "--step", int(step[5:]), "--out", tmp_path / "s.png") == 0
+    real, calls = G_LOSSES.get("non-saturating"), []
+
+    def inf_once(fake_logits):
+        calls.append(1)
+        return real(fake_logits) + (float("inf") if len(calls) == 12 else 0.0)
+
+    monkeypatch.setitem(G_LOSSES._items, "non-saturating", inf_once)
+    run = tmp_path / "window"
+    assert cli("train", "demo", *tiny(30, "train.log_every=20", "train.checkpoint_every=15"),
+               "--out", run) == 2
+    assert one_error_line(capsys).startswith(
+        "ganforge: error: training diverged at step 15: g_loss is no longer finite")
+
+
 def test_a_run_that_diverges_before_its_first_checkpoint_says_to_train_again(
         tiny, tmp_path, monkeypatch, capsys):
     from ganforge.losses import G_LOSSES
@@ -698,8 +727,8 @@ def test_bad_sample_inputs(args, words, straight, tmp_path, capsys):
 
 @pytest.mark.parametrize("command", ["sample", "interpolate", "arithmetic", "probe", "filters"])
 def test_a_seed_torch_cannot_take_is_a_usage_error(command, tmp_path, capsys):
-    for seed, words in (("-1", "--seed: -1 is out of range; choose 0 .. 2**63 - 1"),
-                        (str(2 ** 64), f"--seed: {2 ** 64} is out of range"),
+    for seed, words in ((str(-2 ** 63 - 1), "is out of range; choose -2**63 .. 2**63 - 1"),
+                        (str(2 ** 63), f"--seed: {2 ** 63} is out of range"),
                         ("1.5", "--seed: '1.5' is not a whole number")):
         with pytest.raises(SystemExit) as exit_:
             cli(command, tmp_path, "--seed", seed,
@@ -829,6 +858,8 @@ OUT_CASES = {  # argv (RUN: a finished run, FILE: a plain file, DIR: a folder); 
                             ["is inside 'samples' of the run folder"]),
     "sample a new frame": (["sample", "RUN", "--out", "RUN/samples/step_000500.png"],
                            ["is inside 'samples' of the run folder", "write elsewhere"]),
+    "sample into tensorboard/ to come": (["sample", "RUN", "--out", "RUN/tensorboard/x.png"],
+                                         ["is inside 'tensorboard' of the run folder"]),
     "sample over eval.json's place": (["sample", "RUN", "--out", "RUN/curves.png"],
                                       ["would replace a file of the run folder"]),
     "interpolate over the gif": (["interpolate", "RUN", "--out", "RUN/progress.gif"],

@@ -322,8 +322,8 @@ def test_train_checks_a_config_changed_after_load_config(tiny, tmp_path):
     for key, value, words in [("steps", 0, "train.steps=0 is out of range"),
                               ("batch_size", "lots", "train.batch_size"),
                               ("device", "gpu", "train.device='gpu' is not known"),
-                              ("seed", 2 ** 64, r"train.seed=\d+ is out of range; choose 0"),
-                              ("seed", -1, "train.seed=-1 is out of range")]:
+                              ("seed", 2 ** 63, r"train.seed=\d+ is out of range; choose a "),
+                              ("seed", -2 ** 63 - 1, "train.seed=-9223372036854775809 is out")]:
         bad = load_config("demo", tiny(2))
         setattr(bad.train, key, value)
         with pytest.raises(ConfigError, match=words):

@@ -2,6 +2,7 @@
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from PIL import Image
 
@@ -124,3 +125,35 @@ def test_pictures_are_written_only_through_the_whole_or_nothing_writers():
     offenders = [p.name for p in src.rglob("*.py")
                  if p.name != "plots.py" and ".savefig(" in p.read_text()]
     assert offenders == []
+
+
+def test_writers_take_open_files_and_long_names(tmp_path):
+    """API users may hand the writers an open file (written directly) or a name as long as the
+    file system allows (the temporary name is cut to fit); save_figure gives a bare name .png."""
+    import io
+
+    from ganforge.viz.plots import figure, save_figure
+
+    frame = tmp_path / "f.png"
+    save_grid(torch.zeros(1, 1, 4, 4), frame)
+    buffers = {name: io.BytesIO() for name in ("grid", "gif", "curves")}
+    save_grid(torch.zeros(4, 1, 4, 4), buffers["grid"])
+    make_gif([frame, frame], buffers["gif"])
+    plot_curves([RECORD], buffers["curves"])
+    assert [Image.open(b).format for b in buffers.values()] == ["PNG", "GIF", "PNG"]
+    fig, _ = figure()
+    save_figure(fig, tmp_path / "bare")
+    assert Image.open(tmp_path / "bare.png").format == "PNG"
+    long = tmp_path / ("a" * 251 + ".png")
+    save_grid(torch.zeros(1, 1, 4, 4), long)
+    assert Image.open(long).format == "PNG"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([long.name, "bare.png", "f.png"])
+
+
+def test_a_temporary_name_never_hides_the_error(tmp_path):
+    from ganforge.files import is_temporary, replacing
+
+    with pytest.raises(ZeroDivisionError), replacing(tmp_path / "x.png") as tmp:
+        assert is_temporary(tmp.name)
+        1 / 0
+    assert list(tmp_path.iterdir()) == []

@@ -339,7 +339,7 @@ def _cmd_theory(args) -> int:
 def _out_file(arg: str, suffixes: tuple[str, ...], what: str) -> Path:
     """The --out of a command that writes one file: a name with one of ``suffixes``, a place a
     file can go, and never one of the files a run wrote (only train and eval write those)."""
-    from ganforge.train.checkpoint import RUN_ENTRIES, file_in_the_way, is_run_folder
+    from ganforge.train.checkpoint import RUN_ENTRIES, RUN_FOLDERS, file_in_the_way, is_run_folder
 
     out, ends = Path(arg), " or ".join(suffixes)
     if out.suffix.lower() not in suffixes:
@@ -353,7 +353,7 @@ def _out_file(arg: str, suffixes: tuple[str, ...], what: str) -> Path:
     where = out.resolve()
     run = next((p for p in where.parents if is_run_folder(p)), None)
     if run is not None and (part := where.relative_to(run).parts[0]) in RUN_ENTRIES:
-        if (run / part).is_dir():  # samples/, checkpoints/, tensorboard/: the run's to manage
+        if part in RUN_FOLDERS or (run / part).is_dir():  # the run's to manage
             raise GanforgeError(f"--out '{out}' is inside '{part}' of the run folder '{run}', "
                                 "which train rewrites and deletes from; write elsewhere")
         if out.exists():
@@ -500,8 +500,8 @@ def _seed(text: str) -> int:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if not 0 <= value < 2 ** 63:
-        raise argparse.ArgumentTypeError(f"{value} is out of range; choose 0 .. 2**63 - 1")
+    if not -2 ** 63 <= value < 2 ** 63:
+        raise argparse.ArgumentTypeError(f"{value} is out of range; choose -2**63 .. 2**63 - 1")
     return value
 
 

@@ -419,8 +419,9 @@ def validate(cfg: Config) -> None:
                 "model.pack", "model.g_components"):
         section, name = key.split(".")
         _positive(key, getattr(getattr(cfg, section), name))
-    if not 0 <= cfg.train.seed < 2 ** 63:  # torch's generators, with room for offsets
-        raise ConfigError(f"train.seed={cfg.train.seed} is out of range; choose 0 .. 2**63 - 1")
+    if not -2 ** 63 <= cfg.train.seed < 2 ** 63:  # torch's generators, with room for offsets
+        raise ConfigError(f"train.seed={cfg.train.seed} is out of range; choose a whole number "
+                          "from -2**63 to 2**63 - 1")
     if cfg.model.pack > 1 and cfg.model.conditional:
         raise ConfigError(f"model.pack={cfg.model.pack} needs an unconditional model; "
                           "set model.conditional=false or model.pack=1")

@@ -18,7 +18,8 @@ def replacing(path: str | Path) -> Iterator[Path]:
     rename, so ``path`` is the old file (or none) or the whole new one, never half of it.
     ``tmp`` keeps the suffix, for writers that pick the format from it (PIL, np.save)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
+    tag = f".tmp{os.getpid()}{path.suffix}"
+    tmp = path.with_name(f".{path.stem[:254 - len(tag)]}{tag}")  # a name has 255 bytes at most
     try:
         yield tmp
         os.replace(tmp, path)
@@ -27,7 +28,7 @@ def replacing(path: str | Path) -> Iterator[Path]:
             raise
         raise OSError(e.errno, e.strerror, str(path)) from None
     finally:
-        if tmp.is_file():
+        with contextlib.suppress(OSError):  # never hide the error that brought us here
             tmp.unlink()
 
 

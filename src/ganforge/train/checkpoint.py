@@ -33,8 +33,9 @@ _STEP = re.compile(r"^step_(\d{6,})$")
 
 
 # what a run folder holds (train writes all but eval.json, which `ganforge eval` adds)
-RUN_ENTRIES = {"config.yaml", "metrics.jsonl", "samples", CKPT_DIR, "progress.gif", "curves.png",
-               "tensorboard", "eval.json"}
+RUN_FOLDERS = {"samples", CKPT_DIR, "tensorboard"}
+RUN_ENTRIES = RUN_FOLDERS | {"config.yaml", "metrics.jsonl", "progress.gif", "curves.png",
+                             "eval.json"}
 
 
 def is_run_folder(path: Path) -> bool:
@@ -189,7 +190,8 @@ def load_weights(module: nn.Module, path: Path, what: str) -> None:
     if broken is not None:  # ganforge stops a diverging run before it writes such a checkpoint
         raise CheckpointError(f"{what} in '{path.parent}' holds NaN or infinite weights "
                               f"('{broken}'): the run had diverged by then; use an earlier "
-                              "checkpoint")
+                              "checkpoint (--step; for --resume, move the newer step_* folders "
+                              "out of checkpoints/)")
     module.load_state_dict(tensors)
 
 

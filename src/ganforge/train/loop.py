@@ -578,10 +578,11 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
                 means = dist.average_stats({k: v / count for k, v in sums.items()})
                 sums, count = {}, 0
                 _check_finite(run_dir, cfg, step, means)
-            if save_now:
-                _check_finite(run_dir, cfg, step, {  # a flag per weight tensor
-                    f"{n}'s weights": torch.stack([torch.isfinite(w).all() for w in m.parameters()])
-                    for n, m in (("G", g), ("D", d))})
+            if save_now:  # what the checkpoint would hold: weights, buffers, the open window
+                _check_finite(run_dir, cfg, step, {**carried[0], **{  # a flag per tensor
+                    f"{n}'s weights": torch.stack([torch.isfinite(w).all() for w in
+                                                   m.state_dict().values() if w.is_floating_point()])
+                    for n, m in (("G", g), ("D", d), ("G's average", g_ema)) if m is not None}})
             if log_now and main:
                 record = {"step": step, **{k: round(v.item(), 6) for k, v in means.items()},
                           "time": round(time.time() - t0, 3)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 from PIL import Image
@@ -25,6 +26,9 @@ def save_grid(images: Tensor, path: Path, nrow: int | None = None, scale: int = 
     img = grid_image(images, nrow)
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
+    if not isinstance(path, (str, os.PathLike)):  # an open file: the caller's to manage
+        img.save(path, format="PNG")
+        return
     with replacing(path) as tmp:
         img.save(tmp)
 
@@ -37,8 +41,12 @@ def make_gif(frames: list[Path | Image.Image], out: Path, ms_per_frame: int = 30
     images = [(f if isinstance(f, Image.Image) else Image.open(f)).convert(
         "P", palette=Image.Palette.ADAPTIVE) for f in frames]
     durations = [ms_per_frame] * (len(images) - 1) + [ms_per_frame * 3]
+    gif = dict(format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0)
+    if not isinstance(out, (str, os.PathLike)):  # an open file: the caller's to manage
+        images[0].save(out, **gif)
+        return
     with replacing(out) as tmp:
-        images[0].save(tmp, save_all=True, append_images=images[1:], duration=durations, loop=0)
+        images[0].save(tmp, **gif)
 
 
 def read_metrics(path: Path) -> list[dict]:
@@ -65,8 +73,13 @@ def figure(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] | None =
 
 
 def save_figure(fig, path: Path, **savefig) -> None:
-    """``fig.savefig(path, **savefig)``, written whole or not at all."""
-    with replacing(path) as tmp:
+    """``fig.savefig(path, **savefig)``, written whole or not at all (an open file directly). A
+    name without a suffix gets .png, as matplotlib gives it."""
+    if not isinstance(path, (str, os.PathLike)):
+        fig.savefig(path, **{"format": "png", **savefig})
+        return
+    path = Path(path)
+    with replacing(path if path.suffix else path.with_suffix(".png")) as tmp:
         fig.savefig(tmp, **savefig)
 
 
