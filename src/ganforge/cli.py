@@ -248,7 +248,7 @@ def _cmd_eval(args) -> int:
     import json
 
     from ganforge.data import load_data
-    from ganforge.train.checkpoint import (CKPT_DIR, EMA_FILE, checkpoint_name, latest_checkpoint,
+    from ganforge.train.checkpoint import (EMA_FILE, checkpoint_path, generator_file,
                                            load_generator, step_of)
     from ganforge.train.watch import evaluate
 
@@ -259,11 +259,10 @@ def _cmd_eval(args) -> int:
     if args.run_dir is None:
         raise GanforgeError("eval needs a run folder (ganforge eval RUN_DIR) or "
                             "--samples FILE.npy --reference mnist")
-    g, cfg = load_generator(args.run_dir, step=args.step, device=_device(args),
-                            ema=False if args.no_ema else None)
-    path = (latest_checkpoint(args.run_dir) if args.step is None
-            else Path(args.run_dir) / CKPT_DIR / checkpoint_name(args.step))
-    scored = {"step": step_of(path.name), "ema": not args.no_ema and (path / EMA_FILE).is_file()}
+    ema = False if args.no_ema else None
+    g, cfg = load_generator(args.run_dir, step=args.step, device=_device(args), ema=ema)
+    path = checkpoint_path(args.run_dir, args.step)  # the one load_generator read
+    scored = {"step": step_of(path.name), "ema": generator_file(path, ema) == EMA_FILE}
     stacked = cfg.data.name == "stacked-mnist"  # modes of 1,000 and KL on 26,000 samples
     n = args.n or (26000 if stacked else 2500)
     data = None if stacked else load_data(cfg)  # stacked metrics need no real images

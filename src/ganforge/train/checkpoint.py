@@ -251,25 +251,37 @@ def _load_model(run_dir: str | Path, step: int | None, which: str,
     device = resolve_device(device, what="device")
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir / "config.yaml")
-    if step is None:
-        path = latest_checkpoint(run_dir)
-    else:
-        path = run_dir / CKPT_DIR / checkpoint_name(step)
-        if not (path / "state.json").is_file():
-            steps = [s for s, _ in list_checkpoints(run_dir)]
-            raise CheckpointError(f"no checkpoint for step {step} in '{run_dir}'; "
-                                  f"available steps: {', '.join(map(str, steps)) or 'none'}")
+    path = checkpoint_path(run_dir, step)
     with torch.random.fork_rng(devices=[]):  # the init the weights replace draws random numbers
         g, d = build_models(cfg)
     model = g if which == "generator" else d
-    file = f"{which}.safetensors"
-    if which == "generator" and ema is not False and (path / EMA_FILE).is_file():
-        file = EMA_FILE
-    elif ema:
-        raise CheckpointError(f"'{path}' holds no averaged generator ({EMA_FILE}); the run "
-                              "trained with train.ema_decay=0")
+    file = generator_file(path, ema) if which == "generator" else f"{which}.safetensors"
     load_weights(model, path / file, which)
     return model.to(device).eval(), cfg
+
+
+def checkpoint_path(run_dir: str | Path, step: int | None = None) -> Path:
+    """The checkpoint folder of ``step`` in a run folder, or its newest."""
+    run_dir = Path(run_dir)
+    if step is None:
+        return latest_checkpoint(run_dir)
+    path = run_dir / CKPT_DIR / checkpoint_name(step)
+    if not (path / "state.json").is_file():
+        steps = [s for s, _ in list_checkpoints(run_dir)]
+        raise CheckpointError(f"no checkpoint for step {step} in '{run_dir}'; "
+                              f"available steps: {', '.join(map(str, steps)) or 'none'}")
+    return path
+
+
+def generator_file(path: Path, ema: bool | None = None) -> str:
+    """Which of a checkpoint's generators :func:`load_generator` reads with ``ema``: the moving
+    average where there is one, unless ``ema=False``."""
+    if ema is not False and (path / EMA_FILE).is_file():
+        return EMA_FILE
+    if ema:
+        raise CheckpointError(f"'{path}' holds no averaged generator ({EMA_FILE}); the run "
+                              "trained with train.ema_decay=0")
+    return "generator.safetensors"
 
 
 def load_generator(run_dir: str | Path, step: int | None = None,
