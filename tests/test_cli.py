@@ -892,6 +892,36 @@ def test_bad_out_paths_exit_2_and_touch_nothing(case, demo_copy, tmp_path, capsy
     assert list(folder.iterdir()) == []
 
 
+@pytest.mark.parametrize("argv", [["sample", "RUN", "--n", "4", "--out", "LINK/x.png"],
+                                  ["train", "demo", "--out", "LINK/run"],
+                                  ["train", "demo", "--out", "LINK"]])
+def test_an_out_through_a_link_to_nothing_is_one_line_naming_the_link(argv, demo_copy, tmp_path,
+                                                                       capsys):
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "gone")
+    before = snapshot(demo_copy)
+    args = [a.replace("RUN", str(demo_copy)).replace("LINK", str(link)) for a in argv]
+    assert cli(*args) == 2
+    assert one_error_line(capsys) == (f"ganforge: error: '{link}' is a symbolic link to "
+                                      f"'{tmp_path / 'gone'}', which does not exist; make that "
+                                      "folder or choose another path")
+    assert snapshot(demo_copy) == before and not (tmp_path / "gone").exists()
+
+
+def test_an_out_where_no_file_can_be_made_is_one_line(demo_copy, monkeypatch, capsys):
+    """ENOENT from the system (/proc refuses new files): one line naming the file, exit 2."""
+    import errno
+
+    import ganforge.files
+
+    def refused(src, dst):
+        raise OSError(errno.ENOENT, "No such file or directory", str(dst))
+
+    monkeypatch.setattr(ganforge.files.os, "replace", refused)
+    assert cli("sample", demo_copy, "--n", 4, "--out", "/proc/x.png") == 2
+    assert one_error_line(capsys) == "ganforge: error: no such file or directory: '/proc/x.png'"
+
+
 def test_sample_may_write_a_new_file_into_a_run_folder(demo_copy):
     for _ in range(2):  # and replace it: it is not one of the run's own files
         assert cli("sample", demo_copy, "--n", "4", "--out", demo_copy / "mine.png") == 0

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from ganforge import __version__
-from ganforge.errors import BAD_PATH, NO_SPACE, GanforgeError, no_space
+from ganforge.errors import BAD_PATH, NO_SPACE, GanforgeError, bad_path, no_space
 from ganforge.files import replacing, write_text
 
 EXAMPLES = """examples:
@@ -660,7 +660,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"ganforge: error: {no_space(e)}; free some space and run the command again",
                   file=sys.stderr)
         elif e.errno in BAD_PATH and e.filename is not None:  # e.g. --out on a read-only disk
-            print(f"ganforge: error: {e.strerror.lower()}: '{e.filename}'", file=sys.stderr)
+            print(f"ganforge: error: {bad_path(e)}", file=sys.stderr)
         else:
             raise
         return 2

@@ -1,11 +1,14 @@
 """Errors a user can fix. The command line prints them as one line and exits with code 2."""
 import errno
+import os
+from pathlib import Path
 
 # the errno values of a full disk and of a full quota: the user frees space and runs again
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
-# a path the user gave cannot be used as it is: permissions, a read-only disk, a name too long
+# a path the user gave cannot be used as it is: permissions, a read-only disk, a name too long,
+# a folder that cannot be made there (/proc/x) or a symbolic link to nothing in the way
 BAD_PATH = (errno.EACCES, errno.EPERM, errno.EROFS, errno.EISDIR, errno.ENOTDIR,
-            errno.ENAMETOOLONG, errno.ELOOP)
+            errno.ENAMETOOLONG, errno.ELOOP, errno.ENOENT, errno.EEXIST)
 
 
 class GanforgeError(Exception):
@@ -26,6 +29,17 @@ class CheckpointError(GanforgeError):
 
 class TrainingDiverged(GanforgeError):
     """The losses or weights of a run stopped being finite numbers."""
+
+
+def bad_path(e: OSError) -> str:
+    """The one line for an OSError in BAD_PATH, naming its file; a symbolic link on the way that
+    points nowhere (mkdir says "file exists", open "no such file") is named as what it is."""
+    path = Path(e.filename)
+    link = next((p for p in (path, *path.parents) if p.is_symlink() and not p.exists()), None)
+    if link is not None:
+        return (f"'{link}' is a symbolic link to '{os.readlink(link)}', which does not exist; "
+                "make that folder or choose another path")
+    return f"{e.strerror.lower()}: '{e.filename}'"
 
 
 def no_space(e: OSError) -> str:
