@@ -327,12 +327,27 @@ def _quiet_full_disk_in_threads():
         threading.excepthook = old
 
 
+def _check_same_data(cfg: Config, run_dir: Path) -> None:
+    """A resume continues a run on the data it trained on: another data.name (ring for grid,
+    fashion-mnist for mnist) would fit the checkpoint's shapes and be taken without a word."""
+    from ganforge.config import load_run_config
+
+    if not (run_dir / "config.yaml").is_file():  # latest_checkpoint says what is missing
+        return
+    was = load_run_config(run_dir / "config.yaml").data.name
+    if cfg.data.name != was:
+        raise ConfigError(f"data.name={cfg.data.name} is not this run's data ({was}); a resume "
+                          "continues a run on its own data: train other data into a new --out")
+
+
 def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, resume: bool,
            log) -> Path:
     t = cfg.train
     main = dist.is_main()
 
     # --- everything that can fail on bad input happens before the run folder is touched
+    if resume:
+        _check_same_data(cfg, run_dir)
     data = load_data(cfg)
     if cfg.model.conditional and data.num_classes > cfg.model.num_classes:
         raise DataError(f"the data has {data.num_classes} classes but model.num_classes="
