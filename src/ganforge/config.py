@@ -241,6 +241,11 @@ def _explain(e: OmegaConfBaseException, source: str) -> ConfigError:
             else None
         first = "expected a list in brackets" + (
             f", e.g. {key}=[{','.join(str(v) for v in example)}]" if example else "")
+    if m := re.match(r"Value '(.*)' (?:of type '\w+' could not be converted to (Integer|Float)"
+                     r"|is not a valid bool)", first):
+        wanted = {"Integer": "a whole number, e.g. 100", "Float": "a number, e.g. 2e-4",
+                  None: "true or false"}[m[2]]
+        first = f"'{m[1]}' is not {wanted}"
     return ConfigError(f"bad value for '{key}' in {source}: {first}")
 
 
