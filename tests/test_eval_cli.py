@@ -35,6 +35,7 @@ def test_eval_of_an_mnist_run_writes_eval_json(preset, tiny, tmp_path, capsys):
     assert cli("eval", run, "--n", 200) == 0
     table = capsys.readouterr().out
     assert "FID" in table and "classifier" in table and "precision" in table
+    assert table.splitlines()[-1] == f"wrote {run / 'eval.json'}"
     saved = json.loads((run / "eval.json").read_text())
     assert IMAGE_KEYS <= set(saved) and saved["n"] == 200
     assert all(np.isfinite(saved[k]) for k in IMAGE_KEYS)

@@ -201,7 +201,8 @@ def test_fixed_size_is_a_fixed_set():
 def test_fixed_size_smaller_than_a_batch_is_a_data_error():
     from ganforge.errors import DataError
     data = toy("ring-gan", "data.toy.fixed_size=8")
-    with pytest.raises(DataError, match="batch"):
+    with pytest.raises(DataError, match=r"has 8 points, fewer than train.batch_size=16; lower "
+                       r"the batch size or raise data.toy.fixed_size"):
         data.batches(16, CPU, seed=0)
 
 

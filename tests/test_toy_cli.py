@@ -247,7 +247,7 @@ def test_eval_prints_and_writes_eval_json(runs, tmp_path, capsys):
     assert 0 <= saved["hq"] <= 100
     assert saved["kl"] is None or saved["kl"] >= 0
     lines = {line[:22].strip(): line[22:].strip() for line in out.splitlines()}
-    assert lines["samples"] == "2500"
+    assert lines["samples"] == "2500" and out.splitlines()[-1] == f"wrote {run / 'eval.json'}"
     assert lines["modes covered"] == f"{saved['modes']} / 8"
     assert lines["high quality (%)"] == f"{saved['hq']:.1f}"
     assert lines["reverse KL"] == ("n/a (no high-quality sample)" if saved["kl"] is None

@@ -297,7 +297,10 @@ def _cmd_eval(args) -> int:
         print(f"{'high quality (%)':<22}{result['hq']:.1f}")
         print(f"{'reverse KL':<22}{kl}")
     sys.stdout.flush()  # the figures are out before a full disk can stop the file
-    write_text(Path(args.run_dir) / "eval.json", json.dumps(result, indent=1) + "\n")
+    out = Path(args.run_dir) / "eval.json"
+    write_text(out, json.dumps(result, indent=1) + "\n")
+    if not args.json:
+        print(f"wrote {out}")
     return 0
 
 

@@ -96,8 +96,10 @@ class Batches:
     def __init__(self, data: ImageData, batch_size: int, device: torch.device, seed: int):
         if len(data.images) < batch_size:
             from ganforge.errors import DataError
-            raise DataError(f"the dataset has {len(data.images)} images, fewer than "
-                            f"train.batch_size={batch_size}; lower the batch size or add data")
+            toy = data.images.ndim == 2  # a fixed set of toy points (data.toy.fixed_size)
+            raise DataError(f"the dataset has {len(data.images)} {'points' if toy else 'images'}"
+                            f", fewer than train.batch_size={batch_size}; lower the batch size "
+                            f"or {'raise data.toy.fixed_size' if toy else 'add data'}")
         self.images = data.images.to(device)
         self.labels = data.labels.to(device)
         self.batch_size = batch_size
