@@ -1,6 +1,8 @@
-"""Writes a benchmark's table into BENCHMARKS.md between <!-- NAME:begin --> and <!-- NAME:end -->."""
+"""What the benchmark scripts share: writing a table into BENCHMARKS.md between
+<!-- NAME:begin --> and <!-- NAME:end -->, and checking their arguments before anything runs."""
 from __future__ import annotations
 
+import argparse
 import re
 from pathlib import Path
 
@@ -17,3 +19,47 @@ def replace_block(name: str, text: str, path: Path = DOC) -> None:
     else:
         doc += "\n" + block + "\n"
     path.write_text(doc)
+
+
+def parser(doc: str) -> argparse.ArgumentParser:
+    """A script's parser; --help shows its whole docstring, examples as written."""
+    return argparse.ArgumentParser(description=doc,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def at_least(minimum: int):
+    """An argparse type: a whole number >= ``minimum`` (argparse reports anything else in one
+    line with exit code 2)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} must be at least {minimum}")
+        return value
+    return parse
+
+
+def check_device(parser: argparse.ArgumentParser, device: str) -> None:
+    """--device cuda where torch sees no GPU: one line, before any run starts."""
+    if not device.startswith("cuda"):
+        return
+    import torch  # only here: throughput.py's own process stays without it
+
+    if not torch.cuda.is_available():
+        parser.error(f"--device {device}: torch sees no CUDA GPU here; use --device cpu")
+
+
+def check_presets(parser: argparse.ArgumentParser, names: list[str],
+                  overrides: list[str] = ()) -> None:
+    """Unknown preset names (or YAML files), or overrides they do not take: one line, before
+    any run starts."""
+    from ganforge.config import load_config
+    from ganforge.errors import GanforgeError
+
+    for name in names:
+        try:
+            load_config(name, list(overrides))
+        except GanforgeError as e:
+            parser.error(str(e))

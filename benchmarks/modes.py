@@ -21,6 +21,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from _doc import at_least, check_presets, parser, replace_block
+
 PRESETS = ["ring-gan", "ring-unrolled", "ring-dragan", "ring-wgan-gp",
            "grid-gan", "grid-unrolled", "grid-wgan-gp"]
 PUBLISHED = {  # ../shared/MISSION.md, "Published figures"
@@ -46,7 +48,7 @@ def run_one(preset: str, seed: int, steps: int | None) -> dict:
     torch.set_num_threads(1)
     overrides = [f"train.seed={seed}", "train.progress=false", "train.tensorboard=false",
                  "train.eval_every=0"]
-    if steps:
+    if steps is not None:
         overrides.append(f"train.steps={steps}")
     cfg = load_config(preset, overrides)
     t0 = time.time()
@@ -88,15 +90,22 @@ def table(results: list[dict], presets: list[str]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--presets", nargs="+", default=PRESETS)
-    p.add_argument("--seeds", type=int, default=10)
-    p.add_argument("--steps", type=int, help="override train.steps (default: the preset's)")
-    p.add_argument("--workers", type=int, default=2)
+def main(argv: list[str] | None = None) -> None:
+    p = parser(__doc__)
+    p.add_argument("--presets", nargs="+", default=PRESETS, metavar="PRESET[:SEEDS]")
+    p.add_argument("--seeds", type=at_least(1), default=10)
+    p.add_argument("--steps", type=at_least(1), help="override train.steps (default: the preset's)")
+    p.add_argument("--workers", type=at_least(1), default=2)
     p.add_argument("--write", action="store_true", help="replace the table in BENCHMARKS.md")
-    args = p.parse_args()
-    plan = [(p.split(":")[0], int(p.split(":")[1]) if ":" in p else args.seeds) for p in args.presets]
+    args = p.parse_args(argv)
+    plan = []
+    for item in args.presets:
+        name, _, seeds = item.partition(":")
+        try:
+            plan.append((name, at_least(1)(seeds) if seeds else args.seeds))
+        except argparse.ArgumentTypeError as e:
+            p.error(f"--presets {item}: the seeds after ':' are wrong: {e}")
+    check_presets(p, [name for name, _ in plan])
     args.presets = [name for name, _ in plan]
     jobs = [(name, s, args.steps) for name, n in plan for s in range(n)]
     t0 = time.time()
@@ -107,7 +116,7 @@ def main() -> None:
             kl = "-" if r["kl"] is None else f"{r['kl']:.3f}"
             print(f"{r['preset']:<16} seed {r['seed']}: modes {r['modes']}/{r['modes_total']} "
                   f"hq {r['hq']:.1f}% kl {kl} ({r['seconds']:.0f}s)", flush=True)
-    cmd = " ".join(["python benchmarks/modes.py", *sys.argv[1:]])
+    cmd = " ".join(["python benchmarks/modes.py", *(sys.argv[1:] if argv is None else argv)])
     where = results[0]["device"] if results else "CPU"
     header = (f"`{cmd}` on {platform.machine()} ({where}), {args.workers} worker processes of one "
               f"CPU thread each, {time.strftime('%Y-%m-%d')}, {(time.time() - t0) / 60:.0f} min in all. "
@@ -115,8 +124,6 @@ def main() -> None:
     text = header + "\n\n" + table(results, args.presets)
     print("\n" + text)
     if args.write:
-        from _doc import replace_block
-
         replace_block("modes", text)
 
 

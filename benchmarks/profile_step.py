@@ -25,6 +25,7 @@ from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _doc import parser  # noqa: E402
 from throughput import PRESETS, loop_config, make_folder  # noqa: E402
 
 from ganforge.errors import GanforgeError  # noqa: E402
@@ -84,7 +85,7 @@ def top_table(rows: list[tuple[str, float, float]], steps: int, device: str,
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = parser(__doc__)
     p.add_argument("preset", choices=PRESETS)
     p.add_argument("--steps", type=int, default=20, help="steps between the two runs (20)")
     p.add_argument("--warmup", type=int, default=5, help="steps of the shorter run (5)")

@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from _doc import at_least, check_presets, parser, replace_block
+
 ROOT = Path(__file__).resolve().parents[1]
 PLAN = ["gan-mnist=30000", "dcgan-mnist=6000", "cdcgan-mnist=4000"]  # CPU-feasible steps
 
@@ -70,18 +72,26 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    p = parser(__doc__)
     p.add_argument("--plan", nargs="+", default=PLAN, metavar="PRESET=STEPS")
     p.add_argument("--runs", type=Path, default=ROOT / "runs")
     p.add_argument("--write", action="store_true", help="replace the table in BENCHMARKS.md")
-    args = p.parse_args()
-    rows = [real_floor()]
+    args = p.parse_args(argv)
+    plan = []
     for item in args.plan:
         preset, _, steps = item.partition("=")
-        rows.append(train_and_score(preset, int(steps), args.runs))
+        try:
+            plan.append((preset, at_least(1)(steps)))
+        except argparse.ArgumentTypeError as e:
+            p.error(f"--plan {item}: give PRESET=STEPS; the steps are wrong: {e}")
+    check_presets(p, [preset for preset, _ in plan])
+    runs = args.runs.resolve()  # the training runs in the repository root
+    rows = [real_floor()]
+    for preset, steps in plan:
+        rows.append(train_and_score(preset, steps, runs))
         print(json.dumps(rows[-1]), flush=True)
-    cmd = " ".join(["python benchmarks/quality.py", *sys.argv[1:]])
+    cmd = " ".join(["python benchmarks/quality.py", *(sys.argv[1:] if argv is None else argv)])
     import torch
 
     threads = os.environ.get("OMP_NUM_THREADS", "default")
@@ -93,8 +103,6 @@ def main() -> None:
             "2,500 real training digits.\n\n" + table(rows))
     print("\n" + text)
     if args.write:
-        from _doc import replace_block
-
         replace_block("quality", text)
 
 

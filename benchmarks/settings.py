@@ -9,9 +9,9 @@
 Each row trains the preset the way throughput.py times ganforge's side (``measure_ganforge``:
 no gradient penalty, dcgan-64 on the 64 px digit folder, the rate from the loop's logged clock
 after ``--warmup`` steps) with ``train.cuda_graph``, ``train.compile``, ``train.precision`` and
-``train.memory_format`` set as the row says, in a fresh process each. On CUDA the last row is
-the default without cuDNN autotuning: the loop turns ``torch.backends.cudnn.benchmark`` on, and
-that row's process turns it off again after. A row that fails (torch.compile without a working
+``train.memory_format`` set as the row says, in a fresh process each. On CUDA the second row
+is the default without cuDNN autotuning: the loop turns ``torch.backends.cudnn.benchmark`` on,
+and that row's process turns it off again after. A row that fails (torch.compile without a working
 compiler, say) is reported with its error and the others still run.
 """
 from __future__ import annotations
@@ -29,6 +29,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import throughput  # noqa: E402  (imports no torch at module level)
+from _doc import at_least, check_device, parser, replace_block  # noqa: E402
 
 # (step, precision, memory format); "graph" replays the step as a CUDA graph, "compile" runs
 # G and D through torch.compile, "eager" neither. The first row of each list is the default.
@@ -120,10 +121,10 @@ def format_table(rows: list[tuple[int, tuple[str, str, str], dict]]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = parser(__doc__)
     p.add_argument("--preset", default="dcgan-64", choices=throughput.PRESETS)
-    p.add_argument("--steps", type=int, help="timed steps per row (default: throughput.py's)")
-    p.add_argument("--warmup", type=int, help="untimed steps first (default: throughput.py's)")
+    p.add_argument("--steps", type=at_least(1), help="timed steps per row (default: throughput.py's)")
+    p.add_argument("--warmup", type=at_least(0), help="untimed steps first (default: throughput.py's)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--rows", nargs="+", type=int, metavar="I",
                    help="only these rows, by position (0 is the default: "
@@ -140,6 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     if args.child:
         return _child(args)
+    check_device(p, args.device)
     table_rows = rows_for(args.device)
     chosen = args.rows if args.rows is not None else range(len(table_rows))
     if any(not 0 <= i < len(table_rows) for i in chosen):
@@ -170,8 +172,6 @@ def main(argv: list[str] | None = None) -> None:
     text = head + "\n\n" + format_table(results)
     print(text)
     if args.write:
-        from _doc import replace_block
-
         replace_block("settings-gpu" if args.device == "cuda" else "settings", text)
 
 

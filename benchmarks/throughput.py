@@ -42,6 +42,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from _doc import at_least, check_device, parser, replace_block  # noqa: E402
 PRESETS = ["dcgan-mnist", "gan-mnist", "dcgan-64"]
 # (steps, warmup) per preset: the whole default run takes a few minutes on 2 CPU cores
 DEFAULT_STEPS = {"dcgan-mnist": (200, 10), "gan-mnist": (600, 20), "dcgan-64": (12, 2)}
@@ -172,8 +175,9 @@ def in_subprocess(side: str, preset: str, folder: str, steps: int = 0, warmup: i
     """Run one side in a fresh interpreter. The parent never imports torch nor reads the
     digits: on Linux a child's ``ru_maxrss`` starts from its parent's peak, so a heavy parent
     would hide the children's own peaks."""
+    timed = ["--steps", str(steps), "--warmup", str(warmup)] if side != "folder" else []
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", side, "--presets", preset,
-           "--folder", folder, "--steps", str(steps), "--warmup", str(warmup), "--device", device,
+           "--folder", folder, *timed, "--device", device,
            *(["--set", *overrides] if overrides else [])]
     return child_result(cmd, f"{side} {preset}")
 
@@ -217,11 +221,11 @@ def header(argv: list[str], env: dict, seconds: float | None = None,
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = parser(__doc__)
     p.add_argument("--presets", nargs="+", default=PRESETS, choices=PRESETS)
-    p.add_argument("--steps", type=int, help="timed steps per side (default: per preset, "
+    p.add_argument("--steps", type=at_least(1), help="timed steps per side (default: per preset, "
                    + ", ".join(f"{k} {v[0]}" for k, v in DEFAULT_STEPS.items()) + ")")
-    p.add_argument("--warmup", type=int, help="untimed steps first (default: per preset, "
+    p.add_argument("--warmup", type=at_least(0), help="untimed steps first (default: per preset, "
                    + ", ".join(f"{k} {v[1]}" for k, v in DEFAULT_STEPS.items()) + ")")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
@@ -232,6 +236,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     if args.child:
         return _child(args)
+    check_device(p, args.device)
 
     t_start, load = time.time(), os.getloadavg()[0]
     rows, folders = [], {}
@@ -254,13 +259,9 @@ def main(argv: list[str] | None = None) -> None:
     head = header(argv, env, time.time() - t_start, load)
     print(head + "\n\n" + table)
     if args.write:
-        sys.path.insert(0, str(HERE))
-        from _doc import replace_block
-
         gpu = env["device"].startswith("cuda")  # the CPU and GPU tables live side by side
         replace_block("throughput-gpu" if gpu else "throughput", head + "\n\n" + table)
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(HERE))
     main()

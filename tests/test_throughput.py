@@ -165,3 +165,52 @@ def test_settings_script_rejects_a_row_it_does_not_have(capsys):
     with pytest.raises(SystemExit) as e:
         settings.main(["--repeat", "0"])
     assert e.value.code == 2 and "--repeat 0 must be at least 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("script, argv, words", [
+    ("modes", ["--steps", "0"], "argument --steps: 0 must be at least 1"),
+    ("modes", ["--seeds", "0"], "argument --seeds: 0 must be at least 1"),
+    ("modes", ["--workers", "0"], "argument --workers: 0 must be at least 1"),
+    ("modes", ["--presets", "ring-gan:x"], "--presets ring-gan:x: the seeds after ':' are wrong"),
+    ("modes", ["--presets", "nosuch:1"], "unknown preset 'nosuch'"),
+    ("quality", ["--plan", "gan-mnist"], "--plan gan-mnist: give PRESET=STEPS"),
+    ("quality", ["--plan", "nosuch=10"], "unknown preset 'nosuch'"),
+    ("preset_speed", ["--steps", "10"], "argument --steps: 10 must be at least 20"),
+    ("preset_speed", ["--device", "gpu"], "train.device='gpu' is not known"),
+    ("throughput", ["--steps", "0"], "argument --steps: 0 must be at least 1"),
+    ("throughput", ["--warmup", "-1"], "argument --warmup: -1 must be at least 0"),
+    ("settings", ["--steps", "-3"], "argument --steps: -3 must be at least 1"),
+])
+def test_benchmark_scripts_refuse_bad_arguments_before_running(script, argv, words, capsys):
+    """One line and exit code 2 before anything trains, so a --write can never put an empty
+    or half-failed table into BENCHMARKS.md."""
+    import importlib
+
+    with pytest.raises(SystemExit) as e:
+        importlib.import_module(script).main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and words in err.strip().splitlines()[-1], err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without a GPU")
+@pytest.mark.parametrize("script", ["throughput", "settings", "preset_speed"])
+def test_benchmark_scripts_say_there_is_no_gpu(script, capsys):
+    import importlib
+
+    with pytest.raises(SystemExit) as e:
+        importlib.import_module(script).main(["--device", "cuda"])
+    assert e.value.code == 2 and capsys.readouterr().err.strip().endswith(
+        "--device cuda: torch sees no CUDA GPU here; use --device cpu")
+
+
+@pytest.mark.parametrize("side", ["folder", "ganforge", "reference"])
+def test_the_children_get_arguments_their_parser_takes(side, monkeypatch):
+    """The parent starts each side as `throughput.py --child SIDE ...`; the folder child has no
+    steps to time, so it gets none (--steps 0 would be refused)."""
+    cmds, parsed = [], []
+    monkeypatch.setattr(throughput, "child_result", lambda cmd, what: cmds.append(cmd) or {})
+    monkeypatch.setattr(throughput, "_child", parsed.append)
+    throughput.in_subprocess(side, "gan-mnist", "/tmp/f", *([] if side == "folder" else [5, 1]))
+    throughput.main(cmds[0][2:])
+    assert parsed[0].child == side and parsed[0].folder == "/tmp/f"
+    assert (parsed[0].steps, parsed[0].warmup) == ((None, None) if side == "folder" else (5, 1))
