@@ -148,6 +148,10 @@ def main(argv: list[str] | None = None) -> None:
         p.error(f"--rows takes positions 0 to {len(table_rows) - 1} on {args.device}")
     if args.repeat < 1:
         p.error(f"--repeat {args.repeat} must be at least 1")
+    rows_set = {o.split("=")[0] for o in overrides(*CPU_ROWS[0])}
+    if taken := sorted({o.split("=")[0] for o in args.set} & rows_set):
+        p.error(f"--set {', '.join(taken)}: every row sets its own (the table's columns); "
+                "choose rows with --rows instead")
     steps = args.steps if args.steps is not None else throughput.DEFAULT_STEPS[args.preset][0]
     warmup = args.warmup if args.warmup is not None else throughput.DEFAULT_STEPS[args.preset][1]
 

@@ -180,6 +180,7 @@ def test_settings_script_rejects_a_row_it_does_not_have(capsys):
     ("throughput", ["--steps", "0"], "argument --steps: 0 must be at least 1"),
     ("throughput", ["--warmup", "-1"], "argument --warmup: -1 must be at least 0"),
     ("settings", ["--steps", "-3"], "argument --steps: -3 must be at least 1"),
+    ("settings", ["--set", "train.precision=fp64"], "--set train.precision: every row sets its"),
 ])
 def test_benchmark_scripts_refuse_bad_arguments_before_running(script, argv, words, capsys):
     """One line and exit code 2 before anything trains, so a --write can never put an empty
