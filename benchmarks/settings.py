@@ -123,8 +123,10 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     p = parser(__doc__)
     p.add_argument("--preset", default="dcgan-64", choices=throughput.PRESETS)
-    p.add_argument("--steps", type=at_least(1), help="timed steps per row (default: throughput.py's)")
-    p.add_argument("--warmup", type=at_least(0), help="untimed steps first (default: throughput.py's)")
+    p.add_argument("--steps", type=at_least(1),
+                   help="timed steps per row (default: throughput.py's)")
+    p.add_argument("--warmup", type=at_least(0),
+                   help="untimed steps first (default: throughput.py's)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--rows", nargs="+", type=int, metavar="I",
                    help="only these rows, by position (0 is the default: "

@@ -45,6 +45,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from _doc import at_least, check_device, parser, replace_block  # noqa: E402
+
 PRESETS = ["dcgan-mnist", "gan-mnist", "dcgan-64"]
 # (steps, warmup) per preset: the whole default run takes a few minutes on 2 CPU cores
 DEFAULT_STEPS = {"dcgan-mnist": (200, 10), "gan-mnist": (600, 20), "dcgan-64": (12, 2)}

@@ -185,22 +185,24 @@ def test_settings_script_rejects_a_row_it_does_not_have(capsys):
 def test_benchmark_scripts_refuse_bad_arguments_before_running(script, argv, words, capsys):
     """One line and exit code 2 before anything trains, so a --write can never put an empty
     or half-failed table into BENCHMARKS.md."""
+    assert words in refusal(script, argv, capsys)
+
+
+def refusal(script: str, argv: list[str], capsys) -> str:
+    """The last stderr line of benchmarks/SCRIPT.py's main(argv), which must exit with code 2."""
     import importlib
 
     with pytest.raises(SystemExit) as e:
         importlib.import_module(script).main(argv)
     err = capsys.readouterr().err
-    assert e.value.code == 2 and words in err.strip().splitlines()[-1], err
+    assert e.value.code == 2, err
+    return err.strip().splitlines()[-1]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without a GPU")
 @pytest.mark.parametrize("script", ["throughput", "settings", "preset_speed"])
 def test_benchmark_scripts_say_there_is_no_gpu(script, capsys):
-    import importlib
-
-    with pytest.raises(SystemExit) as e:
-        importlib.import_module(script).main(["--device", "cuda"])
-    assert e.value.code == 2 and capsys.readouterr().err.strip().endswith(
+    assert refusal(script, ["--device", "cuda"], capsys).endswith(
         "--device cuda: torch sees no CUDA GPU here; use --device cpu")
 
 
