@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import platform
 import re
 from pathlib import Path
 
@@ -19,6 +20,18 @@ def replace_block(name: str, text: str, path: Path = DOC) -> None:
     else:
         doc += "\n" + block + "\n"
     path.write_text(doc)
+
+
+def cpu_name(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The processor's model name ("AMD EPYC 7B13"), so a figure says which CPU it came from;
+    the architecture alone ("x86_64") where the system does not tell."""
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def parser(doc: str) -> argparse.ArgumentParser:

@@ -13,7 +13,6 @@ Each run trains one preset with ``train.seed=S`` on one CPU thread (runs go in p
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import sys
 import tempfile
@@ -21,7 +20,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from _doc import at_least, check_presets, parser, replace_block
+from _doc import at_least, check_presets, cpu_name, parser, replace_block
 
 PRESETS = ["ring-gan", "ring-unrolled", "ring-dragan", "ring-wgan-gp",
            "grid-gan", "grid-unrolled", "grid-wgan-gp"]
@@ -118,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
                   f"hq {r['hq']:.1f}% kl {kl} ({r['seconds']:.0f}s)", flush=True)
     cmd = " ".join(["python benchmarks/modes.py", *(sys.argv[1:] if argv is None else argv)])
     where = results[0]["device"] if results else "CPU"
-    header = (f"`{cmd}` on {platform.machine()} ({where}), {args.workers} worker processes of one "
+    header = (f"`{cmd}` on {cpu_name()} ({where}), {args.workers} worker processes of one "
               f"CPU thread each, {time.strftime('%Y-%m-%d')}, {(time.time() - t0) / 60:.0f} min in all. "
               "Mean ± std over seeds; 2,500 samples per run.")
     text = header + "\n\n" + table(results, args.presets)

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from _doc import at_least, check_device, check_presets, parser
+from _doc import at_least, check_device, check_presets, cpu_name, parser
 
 from ganforge.config import load_config
 from ganforge.train.loop import train
@@ -52,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     check_device(p, args.device)
     check_presets(p, args.presets, [f"train.device={args.device}"])
-    print(f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+    print(f"# {cpu_name()}, {torch.get_num_threads()} threads, "
           f"torch {torch.__version__}, device {args.device}, {time.strftime('%Y-%m-%d')}")
     print("| preset | batch | steps/s | real images/s |\n| --- | --- | --- | --- |")
     for name in args.presets:

@@ -16,13 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from _doc import at_least, check_presets, parser, replace_block
+from _doc import at_least, check_presets, cpu_name, parser, replace_block
 
 ROOT = Path(__file__).resolve().parents[1]
 PLAN = ["gan-mnist=30000", "dcgan-mnist=6000", "cdcgan-mnist=4000"]  # CPU-feasible steps
@@ -97,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     threads = os.environ.get("OMP_NUM_THREADS", "default")
     where = (f"{torch.cuda.get_device_name()} (training with the CUDA defaults: bf16 autocast, "
              "channels_last)" if torch.cuda.is_available()
-             else f"{platform.machine()} CPU (OMP_NUM_THREADS={threads})")
+             else f"the CPU, {cpu_name()} (OMP_NUM_THREADS={threads})")
     text = (f"`{cmd}` on {where}, "
             f"{time.strftime('%Y-%m-%d')}. 2,500 samples from the fixed evaluation noise against "
             "2,500 real training digits.\n\n" + table(rows))

@@ -44,7 +44,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _doc import at_least, check_device, parser, replace_block  # noqa: E402
+from _doc import at_least, check_device, cpu_name, parser, replace_block  # noqa: E402
 
 PRESETS = ["dcgan-mnist", "gan-mnist", "dcgan-64"]
 # (steps, warmup) per preset: the whole default run takes a few minutes on 2 CPU cores
@@ -205,7 +205,7 @@ def format_table(rows: list[dict], device: str) -> str:
 def header(argv: list[str], env: dict, seconds: float | None = None,
            load: float | None = None, script: str = "throughput.py") -> str:
     """One line: the command, machine, device, torch version, threads, date and duration."""
-    machine = f"{os.cpu_count()} x {platform.machine()} cores"
+    machine = f"{os.cpu_count()} x {platform.machine()} cores ({cpu_name()})"
     if env.get("gpu"):
         machine += f", {env['gpu']}"
     threads = os.environ.get("OMP_NUM_THREADS")

@@ -217,3 +217,17 @@ def test_the_children_get_arguments_their_parser_takes(side, monkeypatch):
     throughput.main(cmds[0][2:])
     assert parsed[0].child == side and parsed[0].folder == "/tmp/f"
     assert (parsed[0].steps, parsed[0].warmup) == ((None, None) if side == "folder" else (5, 1))
+
+
+def test_cpu_name_reads_the_model_name_and_falls_back_to_the_architecture(tmp_path):
+    import platform
+
+    from _doc import cpu_name
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) "
+                    "Processor\nflags\t\t: fpu\n")
+    assert cpu_name(info) == "Intel(R) Xeon(R) Processor"
+    info.write_text("processor\t: 0\nBogoMIPS\t: 50.00\n")  # some ARM kernels name no model
+    assert cpu_name(info) == (platform.processor() or platform.machine())
+    assert cpu_name(tmp_path / "missing") == (platform.processor() or platform.machine())
