@@ -303,9 +303,12 @@ def test_python_callers_get_clear_type_errors():
 
     with pytest.raises(ConfigError, match="preset must be a preset name or a path"):
         load_config(5)
-    for overrides in ("train.steps=3", [3]):
+    for overrides in ("train.steps=3", [3], 3):
         with pytest.raises(ConfigError, match="overrides must be a list of 'key=value' strings"):
             load_config("demo", overrides)
+    # any iterable of strings counts, a generator included (it is read once)
+    assert load_config("demo", (o for o in ["train.steps=3"])).train.steps == 3
+    assert load_config("demo", ("train.steps=4",)).train.steps == 4
     with pytest.raises(ConfigError, match="train needs a Config"):
         train({"train": {}}, "unused")
 

@@ -47,6 +47,28 @@ def test_the_seed_losses_are_registered():
     assert set(HAND_D) <= set(D_LOSSES.names())
 
 
+def test_registering_checks_the_name_before_anything_is_stored():
+    from ganforge.losses.penalties import PENALTIES
+    from ganforge.registry import Registry
+
+    before = G_LOSSES.names()
+    for name in (3, "", " padded"):
+        with pytest.raises(TypeError, match="registered under a name, a non-empty string"):
+            G_LOSSES.register(name)
+    with pytest.raises(TypeError, match="not g_sum"):  # @register with no parentheses
+
+        @G_LOSSES.register
+        def g_sum(fake_logits):
+            return fake_logits.sum()
+    with pytest.raises(ValueError, match="'none' cannot name a gradient penalty"):
+        PENALTIES.register("none")
+    with pytest.raises(ValueError, match="registered twice"):
+        G_LOSSES.register("non-saturating")(lambda fake_logits: fake_logits.sum())
+    assert G_LOSSES.names() == before
+    local = Registry("thing")
+    assert local.register("a")(len) is len and local.get("a") is len
+
+
 def test_d_cross_entropy_number():
     # once more with literal numbers: softplus(-2), softplus(1), softplus(.5), softplus(-3)
     expected = 0.5 * (math.log(1 + math.exp(-2)) + math.log(1 + math.exp(1))) / 2 \

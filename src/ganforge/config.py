@@ -319,12 +319,8 @@ def load_config(preset: str, overrides: list[str] = ()) -> Config:
     if not isinstance(preset, (str, Path)):
         raise ConfigError(f"preset must be a preset name or a path to a .yaml file, not "
                           f"{type(preset).__name__}")
-    overrides = [] if overrides is None else overrides
-    if isinstance(overrides, str) or not all(isinstance(o, str) for o in overrides):
-        raise ConfigError("overrides must be a list of 'key=value' strings, e.g. "
-                          "['train.steps=300']")
     preset = str(preset)
-    return build_config(preset_dict(preset), (parse_overrides(list(overrides)), "overrides"),
+    return build_config(preset_dict(preset), (parse_overrides(_listed(overrides)), "overrides"),
                         base_name=preset if preset.endswith((".yaml", ".yml")) else
                         f"preset {preset}")
 
@@ -342,7 +338,23 @@ def load_run_config(path: str | Path, overrides: list[str] = ()) -> Config:
     # read by the rules it was written with, PyYAML's YAML 1.1: older run folders hold text
     # such as 1e5 unquoted, which YAML 1.2 would read as a number
     return build_config(_read_yaml(text, str(path), yaml.SafeLoader),
-                        (parse_overrides(list(overrides)), "overrides"), base_name=str(path))
+                        (parse_overrides(_listed(overrides)), "overrides"), base_name=str(path))
+
+
+def _listed(overrides) -> list[str]:
+    """The overrides as a list, read once (a generator passed in is used up by reading it)."""
+    bad = ConfigError("overrides must be a list of 'key=value' strings, e.g. ['train.steps=300']")
+    if overrides is None:
+        return []
+    if isinstance(overrides, (str, bytes)):
+        raise bad
+    try:
+        items = list(overrides)
+    except TypeError:
+        raise bad from None
+    if not all(isinstance(o, str) for o in items):
+        raise bad
+    return items
 
 
 def to_yaml(cfg: Config) -> str:

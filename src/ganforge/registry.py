@@ -9,11 +9,22 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, reserved: tuple[str, ...] = ()):
         self.kind = kind
+        self.reserved = reserved  # names the config gives another meaning ("none": no penalty)
         self._items: dict[str, T] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
+        """``@REGISTRY.register("name")`` above the function or class; the name is what a config
+        selects it by."""
+        if not isinstance(name, str) or not name.strip() or name != name.strip():
+            shown = getattr(name, "__name__", repr(name))  # @register with no name gets the function
+            raise TypeError(f"a {self.kind} is registered under a name, a non-empty string "
+                            f"without surrounding spaces (@register(\"my-name\")), not {shown}")
+        if name in self.reserved:
+            raise ValueError(f"'{name}' cannot name a {self.kind}: in the config it means "
+                             "none is used")
+
         def deco(obj: T) -> T:
             if name in self._items:
                 raise ValueError(f"{self.kind} '{name}' is registered twice")

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from ganforge.registry import Registry
 
 Penalty = Callable[[nn.Module, Tensor, Tensor, "Tensor | None", torch.Generator], Tensor]
-PENALTIES: Registry[Penalty] = Registry("gradient penalty")
+PENALTIES: Registry[Penalty] = Registry("gradient penalty", reserved=("none",))
 
 
 def _per_input_uniform(d: nn.Module, x: Tensor, generator: torch.Generator) -> Tensor:
