@@ -313,6 +313,25 @@ def test_python_callers_get_clear_type_errors():
         train({"train": {}}, "unused")
 
 
+def test_train_checks_its_flags_and_log_before_writing(tmp_path, capsys):
+    from ganforge.train.loop import train
+
+    cfg = load_config("demo", ["train.steps=2", "train.progress=false", "train.tensorboard=false",
+                               "train.sample_every=2", "train.checkpoint_every=2"])
+    run = tmp_path / "run"
+    with pytest.raises(TypeError, match="train's overwrite is True or False, not 'no'"):
+        train(cfg, run, overwrite="no")
+    with pytest.raises(TypeError, match="train's resume is True or False, not 1"):
+        train(cfg, run, resume=1)
+    with pytest.raises(ValueError, match="overwrite=True .* or resume=True .*, not both"):
+        train(cfg, run, overwrite=True, resume=True)
+    with pytest.raises(TypeError, match="train's log is a function .* not str"):
+        train(cfg, run, log="quiet")
+    assert not run.exists()
+    assert train(cfg, run, log=None) == run and (run / "checkpoints").is_dir()
+    assert capsys.readouterr().out == ""  # log=None: quiet
+
+
 def test_none_overrides_are_no_overrides():
     assert load_config("demo", None) == load_config("demo")
 

@@ -1,4 +1,5 @@
 """Noise, the fixed progress-grid inputs, and generation in eval mode."""
+import numpy as np
 import pytest
 import torch
 
@@ -65,7 +66,7 @@ def test_generate_and_fixed_inputs_reject_wrong_labels_and_counts():
     with pytest.raises(ValueError, match="unconditional and takes no labels"):
         generate(g_plain, fixed_inputs(plain, 4)[0], y)
     for n in (0, -3):
-        with pytest.raises(ValueError, match="at least 1 sample"):
+        with pytest.raises(ValueError, match="it must be a whole number >= 1"):
             fixed_inputs(plain, n)
 
 
@@ -84,6 +85,9 @@ def test_generate_checks_z_and_labels_and_restores_the_mode():
             generate(g, z, bad)
     with pytest.raises(ValueError, match="batch=0"):
         generate(g, z, y, batch=0)
+    for not_g in ("runs/x", torch.nn.ReLU()):
+        with pytest.raises(TypeError, match="generate needs a generator with weights"):
+            generate(not_g, z, y)
     assert g.training  # every error above left the mode as it was
     assert torch.equal(generate(g, z, y.int()), generate(g, z, y))  # any integer labels
     g.eval()
@@ -97,11 +101,18 @@ def test_fixed_inputs_and_sample_z_reject_what_they_cannot_honour():
     cond = load_config("cdcgan-mnist")
     with pytest.raises(ValueError, match="unconditional and takes none"):
         fixed_inputs(plain, 5, label=3)
-    for label in (10, -1, 2.0):
-        with pytest.raises(ValueError, match="choose a class in 0..9"):
+    for label in (10, -1, 2.0, True):
+        with pytest.raises(ValueError, match=r"label=.*: it must be a whole number in 0..9"):
             fixed_inputs(cond, 5, label=label)
-    with pytest.raises(ValueError, match="at least 1 sample"):
-        fixed_inputs(plain, 2.5)
+    for n in (2.5, 0, True):
+        with pytest.raises(ValueError, match=r"n=.*: it must be a whole number >= 1"):
+            fixed_inputs(plain, n)
+    for seed in ("1", -1, 2**64, 1.0):
+        with pytest.raises(ValueError, match=r"seed=.*: it must be a whole number in 0\.\."):
+            fixed_inputs(plain, 2, seed=seed)
+    # numpy and one-element tensor integers are whole numbers too
+    z, y = fixed_inputs(cond, np.int64(3), seed=np.int64(1), label=torch.tensor(4))
+    assert torch.equal(z, fixed_inputs(cond, 3, seed=1)[0]) and y.tolist() == [4, 4, 4]
     with pytest.raises(TypeError, match="needs the run's Config"):
         fixed_inputs("runs/x", 2)
     with pytest.raises(ValueError, match="dist='gauss' is not known; choose normal or uniform"):

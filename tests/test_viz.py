@@ -28,6 +28,26 @@ def test_save_grid_scale(tmp_path):
         assert img.size == (3 * 14, 3 * 14)
 
 
+def test_grids_refuse_what_is_not_an_image_batch_and_take_uint8(tmp_path):
+    for bad in (torch.zeros(0, 1, 4, 4), torch.zeros(1, 1, 1, 4, 4), torch.zeros(500, 2),
+                torch.zeros(2, 2, 4, 4), torch.zeros(2, 1, 4, 4).numpy(), [[0.0]]):
+        with pytest.raises(ValueError, match=r"a grid needs an \(N, C, H, W\) image tensor"):
+            save_grid(bad, tmp_path / "bad.png")
+    for nrow in (0, -1, 2.5):
+        with pytest.raises(ValueError, match="nrow=.*: it must be a whole number >= 1"):
+            grid_image(torch.zeros(2, 1, 4, 4), nrow=nrow)
+    for scale in (0, -2, 2.5):
+        with pytest.raises(ValueError, match="scale=.*: it must be a whole number >= 1"):
+            save_grid(torch.zeros(2, 1, 4, 4), tmp_path / "bad.png", scale=scale)
+    with pytest.raises(ValueError, match="is a folder; give the grid a file name"):
+        save_grid(torch.zeros(2, 1, 4, 4), tmp_path)
+    assert not list(tmp_path.iterdir())  # nothing written by any of them
+    save_grid(torch.zeros(2, 1, 4, 4), tmp_path / "grid")  # no suffix: a PNG
+    assert Image.open(tmp_path / "grid.png").format == "PNG"
+    white = torch.full((1, 1, 4, 4), 255, dtype=torch.uint8)
+    assert grid_image(white).getpixel((2, 2)) == 255  # uint8 is read as 0..255, not clamped
+
+
 def test_make_gif(tmp_path):
     frames = []
     for i in range(3):

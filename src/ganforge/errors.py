@@ -45,3 +45,18 @@ def bad_path(e: OSError) -> str:
 def no_space(e: OSError) -> str:
     """The start of the one line for a full disk, naming the file where the error says."""
     return "no space left on device" + (f" (writing {e.filename})" if e.filename else "")
+
+
+def whole(name: str, value, minimum: int = 0, maximum: int | None = None) -> int:
+    """``value`` as an int when it is a whole number in [minimum, maximum] (numpy integers and
+    one-element integer tensors count, bool does not); otherwise a one-line ValueError."""
+    import operator
+
+    try:
+        number = None if isinstance(value, bool) else operator.index(value)
+    except TypeError:
+        number = None
+    if number is None or number < minimum or (maximum is not None and number > maximum):
+        span = f">= {minimum}" if maximum is None else f"in {minimum}..{maximum}"
+        raise ValueError(f"{name}={value!r}: it must be a whole number {span}")
+    return number

@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ganforge.errors import whole
+
 
 def sample_z(n: int, z_dim: int, dist: str, generator: torch.Generator | None = None,
              device: torch.device | str = "cpu") -> Tensor:
@@ -25,13 +27,14 @@ def fixed_inputs(cfg, n: int = 100, seed: int | None = None,
     if not isinstance(cfg, Config):
         raise TypeError(f"fixed_inputs needs the run's Config (load_generator returns it), not "
                         f"{type(cfg).__name__}")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n={n!r}: ask for at least 1 sample (a whole number)")
+    n = whole("n", n, 1)
     k = cfg.model.num_classes if cfg.model.conditional else 0
-    if label is not None and not (k and isinstance(label, int) and 0 <= label < k):
-        raise ValueError(f"label={label!r}: " + (f"choose a class in 0..{k - 1}" if k else
-                                                 "this model is unconditional and takes none"))
-    gen = torch.Generator().manual_seed(cfg.train.seed + 12345 if seed is None else seed)
+    if label is not None:
+        if not k:
+            raise ValueError(f"label={label!r}: this model is unconditional and takes none")
+        label = whole("label", label, 0, k - 1)
+    seed = cfg.train.seed + 12345 if seed is None else whole("seed", seed, 0, 2**63 - 1)
+    gen = torch.Generator().manual_seed(seed)
     z = sample_z(n, cfg.model.z_dim, cfg.model.z_dist, gen)
     if not cfg.model.conditional:
         return z, None
@@ -52,8 +55,11 @@ def generate(g: nn.Module, z: Tensor, y: Tensor | None = None, batch: int = 500)
         got = f"{tuple(z.shape)} {z.dtype}" if torch.is_tensor(z) else type(z).__name__
         raise ValueError(f"z must be a float tensor of shape (N, {z_dim or 'z_dim'}) with N >= 1, "
                          f"not {got}")
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise ValueError(f"batch={batch!r}: it must be a whole number >= 1")
+    batch = whole("batch", batch, 1)
+    param = next(g.parameters(), None) if isinstance(g, nn.Module) else None
+    if param is None:
+        raise TypeError(f"generate needs a generator with weights (load_generator returns one), "
+                        f"not {type(g).__name__}")
     if k and y is None:
         raise ValueError(f"this G is conditional: pass labels y, (N,) ints in 0..{k - 1}")
     if not k and y is not None:
@@ -65,7 +71,6 @@ def generate(g: nn.Module, z: Tensor, y: Tensor | None = None, batch: int = 500)
             raise ValueError(f"y must hold one integer label in 0..{k - 1} (or a float row of "
                              f"{k} label weights) for each of the {len(z)} rows of z")
         y = y if soft else y.long()
-    param = next(g.parameters())
     was_training = g.training
     g.eval()
     try:

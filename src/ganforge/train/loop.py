@@ -237,7 +237,7 @@ def train(cfg: Config, run_dir: str | Path, *, overwrite: bool = False, resume: 
     the config too, even if it was changed after ``load_config``. With ``resume=True`` ``cfg``
     replaces the run's config.yaml; ``load_run_config(RUN / "config.yaml", overrides)`` gives
     the run's own, as ``ganforge train --resume`` uses. torch's global random state is as it
-    was when this returns.
+    was when this returns. ``log`` gets each progress line; ``log=None`` trains quietly.
 
     Under ``torchrun`` each process trains on its share of ``train.batch_size`` (see dist.py);
     only rank 0 logs and writes the run folder."""
@@ -246,6 +246,17 @@ def train(cfg: Config, run_dir: str | Path, *, overwrite: bool = False, resume: 
     if not isinstance(cfg, Config):
         raise ConfigError(f"train needs a Config, e.g. ganforge.load_config('demo'), not "
                           f"{type(cfg).__name__}")
+    for name, flag in (("overwrite", overwrite), ("resume", resume)):
+        if not isinstance(flag, bool):  # overwrite="no" would be true and delete the run
+            raise TypeError(f"train's {name} is True or False, not {flag!r}")
+    if overwrite and resume:
+        raise ValueError("train takes overwrite=True (start again) or resume=True (continue), "
+                         "not both")
+    if log is None:
+        log = lambda *a, **k: None  # noqa: E731
+    elif not callable(log):
+        raise TypeError(f"train's log is a function called with each line (print, or None for "
+                        f"quiet), not {type(log).__name__}")
     cfg = build_config(as_dict(cfg), base_name="the config given to train")
     device = dist.setup(resolve_device(cfg.train.device))
     cuda = [device.index or 0] if device.type == "cuda" else []

@@ -7,22 +7,41 @@ import math
 import os
 from pathlib import Path
 
+import torch
 from PIL import Image
 from torch import Tensor
 from torchvision.utils import make_grid
 
+from ganforge.errors import whole
 from ganforge.files import replacing
 
 
 def grid_image(images: Tensor, nrow: int | None = None) -> Image.Image:
-    """(N, C, H, W) in [-1, 1] -> a PIL grid, ``nrow`` images per row (default: square)."""
-    nrow = nrow or math.ceil(math.sqrt(len(images)))
+    """(N, C, H, W) floats in [-1, 1] (or uint8 in 0..255) -> a PIL grid, ``nrow`` images per
+    row (default: square). C is 1 (grey) or 3 (RGB)."""
+    if not torch.is_tensor(images) or images.dim() != 4 or not len(images) \
+            or images.shape[1] not in (1, 3) or images.dtype == torch.bool:
+        got = f"shape {tuple(images.shape)}" if torch.is_tensor(images) else type(images).__name__
+        raise ValueError(f"a grid needs an (N, C, H, W) image tensor with N >= 1 and C = 1 or 3, "
+                         f"not {got}; toy points are drawn by viz.toy")
+    if images.dtype == torch.uint8:
+        images = images.float() / 127.5 - 1
+    nrow = math.ceil(math.sqrt(len(images))) if nrow is None else whole("nrow", nrow, 1)
     grid = make_grid(images.float().clamp(-1, 1), nrow=nrow, padding=2, pad_value=-1)
     array = grid.add(1).mul(127.5).round().byte().permute(1, 2, 0).cpu().numpy()
     return Image.fromarray(array[:, :, 0] if images.shape[1] == 1 else array)
 
 
 def save_grid(images: Tensor, path: Path, nrow: int | None = None, scale: int = 1) -> None:
+    """:func:`grid_image` written to ``path`` (format from the suffix; none gives .png), each
+    pixel drawn ``scale`` times as wide and high."""
+    scale = whole("scale", scale, 1)
+    if isinstance(path, (str, os.PathLike)):
+        path = Path(path)
+        if path.is_dir():
+            raise ValueError(f"'{path}' is a folder; give the grid a file name, e.g. "
+                             f"'{path / 'samples.png'}'")
+        path = path if path.suffix else path.with_suffix(".png")
     img = grid_image(images, nrow)
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
