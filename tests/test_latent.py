@@ -69,6 +69,12 @@ def test_end_points_of_different_shapes_are_an_error():
     for z1 in (torch.randn(2, 8), torch.randn(3, 5), torch.randn(8)):  # was a broadcast error
         with pytest.raises(GanforgeError, match=r"\(R, D\) of the same shape; got \(3, 8\)"):
             latent.interpolation_path(torch.randn(3, 8), z1, 4)
+    # integer end points gave a path cut to integers; numpy ones a torch TypeError
+    for z1 in (torch.ones(3, 8, dtype=torch.int64), torch.randn(3, 8).numpy()):
+        with pytest.raises(GanforgeError, match="must be float tensors"):
+            latent.interpolation_path(torch.randn(3, 8), z1, 4)
+    with pytest.raises(GanforgeError, match="--steps 2.5 must be at least 2"):
+        latent.interpolation_path(torch.randn(3, 8), torch.randn(3, 8), 2.5)
 
 
 def test_save_interpolation_checks_suffix_and_steps(tmp_path):

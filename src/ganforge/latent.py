@@ -47,11 +47,14 @@ def interpolation_path(z0: Tensor, z1: Tensor, steps: int, spherical: bool = Fal
     Straight: (1 - t) z0 + t z1. Spherical: the direction follows the great circle (slerp) and
     the norm goes linearly from |z0| to |z1|; a row without a great circle (an end point at 0,
     or opposite directions) walks straight. Point 0 is z0 and point steps-1 is z1, exactly."""
-    if steps < 2:
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
         raise GanforgeError(f"--steps {steps} must be at least 2 (the two end points)")
-    if z0.ndim != 2 or z0.shape != z1.shape:
-        raise GanforgeError(f"z0 and z1 must be (R, D) of the same shape; got {tuple(z0.shape)} "
-                            f"and {tuple(z1.shape)}")
+    if not (torch.is_tensor(z0) and torch.is_tensor(z1) and z0.is_floating_point()
+            and z1.is_floating_point() and z0.ndim == 2 and z0.shape == z1.shape):
+        got = [f"{tuple(z.shape)} {z.dtype}" if torch.is_tensor(z) else type(z).__name__
+               for z in (z0, z1)]
+        raise GanforgeError(f"z0 and z1 must be float tensors (R, D) of the same shape; got "
+                            f"{got[0]} and {got[1]}")
     t = torch.linspace(0, 1, steps, dtype=z0.dtype)[None, :, None]  # (1, S, 1)
     a, b = z0[:, None], z1[:, None]  # (R, 1, D)
     path = (1 - t) * a + t * b

@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ganforge.errors import whole
+
 METRICS = ("fid", "kid", "is", "pr")  # what score_images can compute ("cond" needs labels)
 EXTRACTOR = "mnist-clf"
 
@@ -42,6 +44,9 @@ def _pair(metric: str, feat_a, feat_b) -> tuple[Tensor, Tensor]:
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or min(len(a), len(b)) < 2:
         raise ValueError(f"{metric} needs two (N, d) feature sets with the same d and N >= 2; "
                          f"got shapes {tuple(a.shape)} and {tuple(b.shape)}")
+    if not (a.isfinite().all() and b.isfinite().all()):
+        raise ValueError(f"{metric} needs finite features; these hold NaN or inf (a generator "
+                         "whose training diverged gives such images)")
     return a, b
 
 
@@ -102,7 +107,8 @@ def inception_score(logits, splits: int = 10) -> tuple[float, float]:
     prediction; returns (mean, std) over the splits. 1 = one class only, C = C classes,
     each predicted with certainty and equally often."""
     logits = _as64(logits)
-    if logits.ndim != 2 or len(logits) == 0 or splits < 1:
+    splits = whole("splits", splits, 1)
+    if logits.ndim != 2 or len(logits) == 0:
         raise ValueError(f"inception_score needs (N, classes) logits with N >= 1 and splits >= 1; "
                          f"got shape {tuple(logits.shape)} and splits={splits}")
     logp = torch.log_softmax(logits, 1)
@@ -140,6 +146,7 @@ def precision_recall(real_feat, fake_feat, k: int = 3) -> tuple[float, float]:
     the k-th nearest neighbour. Precision: share of fake points inside the real manifold
     (quality). Recall: share of real points inside the fake manifold (coverage)."""
     real, fake = _pair("precision/recall", real_feat, fake_feat)
+    k = whole("k", k, 1)
     if min(len(real), len(fake)) <= k:
         raise ValueError(f"precision/recall with k={k} needs more than {k} samples in each set")
     precision = _inside(fake, real, _kth_radius(real, k)).double().mean()
@@ -150,10 +157,13 @@ def precision_recall(real_feat, fake_feat, k: int = 3) -> tuple[float, float]:
 def conditional_accuracy(pred_labels, requested, num_classes: int = 10) -> dict:
     """{"overall": share of samples labelled with the requested class, "per_class": [share for
     class c, or None when no sample asked for c]}."""
-    pred, req = torch.as_tensor(pred_labels).long(), torch.as_tensor(requested).long()
+    pred, req = torch.as_tensor(pred_labels), torch.as_tensor(requested)
     if pred.ndim != 1 or pred.shape != req.shape or len(pred) == 0:
         raise ValueError(f"conditional accuracy needs one requested label per sample (at least "
                          f"one); got {tuple(pred.shape)} predictions and {tuple(req.shape)} labels")
+    if pred.is_floating_point() or req.is_floating_point():  # .long() would cut 1.7 to 1
+        raise ValueError("conditional accuracy takes integer class labels, not floats")
+    pred, req = pred.long(), req.long()
     hit = (pred == req).double()
     per_class = [float(hit[req == c].mean()) if (req == c).any() else None
                  for c in range(num_classes)]

@@ -66,6 +66,9 @@ def mode_metrics(samples: Any, centers: Any, stds: float | Any,
     """
     x = _as_points(samples, "samples")
     c = _as_points(centers, "centers")
+    if not len(x) or not len(c):
+        raise ValueError(f"mode_metrics needs at least one sample and one centre; got {len(x)} "
+                         f"and {len(c)}")
     if x.shape[1] != c.shape[1]:
         raise ValueError(f"samples are {x.shape[1]}-D but centers are {c.shape[1]}-D")
     m = len(c)
