@@ -327,6 +327,10 @@ def test_train_checks_its_flags_and_log_before_writing(tmp_path, capsys):
         train(cfg, run, overwrite=True, resume=True)
     with pytest.raises(TypeError, match="train's log is a function .* not str"):
         train(cfg, run, log="quiet")
+    cfg.train.setps = 5  # a typo set by hand: named, not dropped
+    with pytest.raises(ConfigError, match="unknown key 'train.setps' in the config given to train"):
+        train(cfg, run)
+    del cfg.train.setps
     assert not run.exists()
     assert train(cfg, run, log=None) == run and (run / "checkpoints").is_dir()
     assert capsys.readouterr().out == ""  # log=None: quiet

@@ -475,4 +475,10 @@ def preset_description(name: str) -> str:
 
 
 def as_dict(cfg: Config) -> dict[str, Any]:
-    return dataclasses.asdict(cfg)
+    """The config as nested dicts, with any attribute set by hand that is no setting (a typo
+    such as ``cfg.train.setps = 5``) kept, so that build_config names it instead of dropping it."""
+    def plain(value):
+        if dataclasses.is_dataclass(value):
+            return {k: plain(v) for k, v in vars(value).items()}
+        return [plain(v) for v in value] if isinstance(value, (list, tuple)) else value
+    return plain(cfg)
