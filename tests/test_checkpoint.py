@@ -233,6 +233,13 @@ def test_load_generator(tmp_path):
         assert torch.equal(g6(z, y), g(z, y))
     with pytest.raises(CheckpointError, match="available steps: 3, 6"):
         load_generator(tmp_path, step=4)
+    # a checkpoint folder or a file of the run: pointed at the run folder
+    step3 = next((tmp_path / "checkpoints").iterdir())
+    for inside in (step3, step3 / "generator.safetensors", tmp_path / "config.yaml"):
+        with pytest.raises(CheckpointError, match=f"is inside the run folder '{tmp_path}'"):
+            load_generator(inside)
+    with pytest.raises(TypeError, match="ema='no': pass True"):
+        load_generator(tmp_path, ema="no")
 
 
 def test_a_full_disk_names_the_file_being_written(tmp_path, monkeypatch):

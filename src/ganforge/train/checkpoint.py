@@ -248,8 +248,16 @@ def _load_model(run_dir: str | Path, step: int | None, which: str,
     if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
         raise TypeError(f"step={step!r}: pass a checkpoint's step as an int, or None for the "
                         "newest")
+    if ema is not None and not isinstance(ema, bool):  # ema="no" would ask for the average
+        raise TypeError(f"ema={ema!r}: pass True (the moving average), False (the trained "
+                        "weights) or None (the average where there is one)")
     device = resolve_device(device, what="device")
     run_dir = Path(run_dir)
+    if run_dir.exists() and not (run_dir / "config.yaml").is_file():  # inside a run?
+        run = next((p for p in run_dir.parents if (p / "config.yaml").is_file()), None)
+        if run is not None:
+            raise CheckpointError(f"'{run_dir}' is inside the run folder '{run}'; pass that "
+                                  "folder (and step=N for one checkpoint)")
     cfg = load_run_config(run_dir / "config.yaml")
     path = checkpoint_path(run_dir, step)
     with torch.random.fork_rng(devices=[]):  # the init the weights replace draws random numbers
