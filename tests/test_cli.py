@@ -850,6 +850,12 @@ def test_python_api_train_stays_callable(tiny, tmp_path):
     assert [r.name for r in runs] == ["a", "b"] and ckpt_file(runs[1], 2)
     ganforge.load_generator(runs[0])
     assert ganforge.train(cfg, tmp_path / "c", log=lambda *a: None).is_dir()
+    # it shows the function's parameters, and the function imports by its own name too
+    import inspect
+
+    from ganforge.train import train
+    assert train is ganforge.train.loop.train
+    assert list(inspect.signature(ganforge.train).parameters)[:3] == ["cfg", "run_dir", "overwrite"]
 
 
 OUT_CASES = {  # argv (RUN: a finished run, FILE: a plain file, DIR: a folder); words of the error

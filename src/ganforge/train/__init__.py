@@ -13,5 +13,19 @@ class _Callable(types.ModuleType):
         from ganforge.train.loop import train
         return train(*args, **kwargs)
 
+    @property
+    def __signature__(self):  # inspect.signature, help() and editors show train's parameters
+        import inspect
+
+        from ganforge.train.loop import train
+        return inspect.signature(train)
+
+
+def __getattr__(name: str):  # ``from ganforge.train import train`` gives the function too
+    if name == "train":
+        from ganforge.train.loop import train
+        return train
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 sys.modules[__name__].__class__ = _Callable
