@@ -38,6 +38,22 @@ def test_cudnn_times_its_algorithms_on_cuda_only(monkeypatch):
     assert torch.backends.cudnn.benchmark is True
 
 
+def test_train_gives_back_the_cudnn_setting_it_found(monkeypatch, tmp_path):
+    from ganforge.train import loop
+
+    def as_on_cuda(t, device):  # fast_path on CUDA turns autotuning on; the CPU run goes on
+        torch.backends.cudnn.benchmark = True
+        return real(t, device)
+
+    real = loop.fast_path
+    monkeypatch.setattr(loop, "fast_path", as_on_cuda)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    cfg = load_config("demo", ["train.steps=2", "train.progress=false",
+                               "train.tensorboard=false"])
+    loop.train(cfg, tmp_path / "run", log=None)
+    assert torch.backends.cudnn.benchmark is False
+
+
 def test_adam_is_fused_on_cuda_only():
     cfg = load_config("demo")
     params = [torch.nn.Parameter(torch.zeros(3))]

@@ -236,8 +236,8 @@ def train(cfg: Config, run_dir: str | Path, *, overwrite: bool = False, resume: 
     ``resume=True``). Returns the run folder. Nothing is written until every input checks out,
     the config too, even if it was changed after ``load_config``. With ``resume=True`` ``cfg``
     replaces the run's config.yaml; ``load_run_config(RUN / "config.yaml", overrides)`` gives
-    the run's own, as ``ganforge train --resume`` uses. torch's global random state is as it
-    was when this returns. ``log`` gets each progress line; ``log=None`` trains quietly.
+    the run's own, as ``ganforge train --resume`` uses. torch's global random state and
+    ``torch.backends.cudnn.benchmark`` are as they were when this returns. ``log`` gets each progress line; ``log=None`` trains quietly.
 
     Under ``torchrun`` each process trains on its share of ``train.batch_size`` (see dist.py);
     only rank 0 logs and writes the run folder."""
@@ -260,6 +260,7 @@ def train(cfg: Config, run_dir: str | Path, *, overwrite: bool = False, resume: 
     cfg = build_config(as_dict(cfg), base_name="the config given to train")
     device = dist.setup(resolve_device(cfg.train.device))
     cuda = [device.index or 0] if device.type == "cuda" else []
+    autotune = torch.backends.cudnn.benchmark  # fast_path sets it on CUDA, for this run only
     try:
         with torch.random.fork_rng(devices=cuda):  # the loop seeds torch's global generator
             return _train(cfg, Path(run_dir), device, overwrite, resume,
@@ -269,6 +270,7 @@ def train(cfg: Config, run_dir: str | Path, *, overwrite: bool = False, resume: 
             raise
         raise GanforgeError(_no_space(Path(run_dir), e)) from e
     finally:
+        torch.backends.cudnn.benchmark = autotune
         dist.teardown()
 
 
