@@ -113,6 +113,7 @@ def test_one_dimensional_two_peaks():
 def test_dimension_mismatch_is_an_error():
     with pytest.raises(ValueError, match="2-D"):
         mode_metrics(np.zeros((3, 1)), ring_centers(), STD)
-    for samples, centres in ((np.zeros((0, 2)), ring_centers()), (np.zeros((3, 2)), np.zeros((0, 2)))):
+    for samples, centres in ((np.zeros((0, 2)), ring_centers()),
+                             (np.zeros((3, 2)), np.zeros((0, 2)))):
         with pytest.raises(ValueError, match="needs at least one sample and one centre"):
             mode_metrics(samples, centres, STD)

@@ -18,7 +18,7 @@ class Registry(Generic[T]):
         """``@REGISTRY.register("name")`` above the function or class; the name is what a config
         selects it by."""
         if not isinstance(name, str) or not name.strip() or name != name.strip():
-            shown = getattr(name, "__name__", repr(name))  # @register with no name gets the function
+            shown = getattr(name, "__name__", repr(name))  # bare @register: the function
             raise TypeError(f"a {self.kind} is registered under a name, a non-empty string "
                             f"without surrounding spaces (@register(\"my-name\")), not {shown}")
         if name in self.reserved:

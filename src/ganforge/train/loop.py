@@ -237,7 +237,8 @@ def train(cfg: Config, run_dir: str | Path, *, overwrite: bool = False, resume: 
     the config too, even if it was changed after ``load_config``. With ``resume=True`` ``cfg``
     replaces the run's config.yaml; ``load_run_config(RUN / "config.yaml", overrides)`` gives
     the run's own, as ``ganforge train --resume`` uses. torch's global random state and
-    ``torch.backends.cudnn.benchmark`` are as they were when this returns. ``log`` gets each progress line; ``log=None`` trains quietly.
+    ``torch.backends.cudnn.benchmark`` are as they were when this returns. ``log`` gets each
+    progress line; ``log=None`` trains quietly.
 
     Under ``torchrun`` each process trains on its share of ``train.batch_size`` (see dist.py);
     only rank 0 logs and writes the run folder."""

@@ -21,7 +21,8 @@ def grid_image(images: Tensor, nrow: int | None = None) -> Image.Image:
     row (default: square). C is 1 (grey) or 3 (RGB)."""
     if not torch.is_tensor(images) or images.dim() != 4 or not len(images) \
             or images.shape[1] not in (1, 3) or images.dtype == torch.bool:
-        got = f"shape {tuple(images.shape)}" if torch.is_tensor(images) else type(images).__name__
+        got = (f"{tuple(images.shape)} {images.dtype}" if torch.is_tensor(images)
+               else type(images).__name__)
         raise ValueError(f"a grid needs an (N, C, H, W) image tensor with N >= 1 and C = 1 or 3, "
                          f"not {got}; toy points are drawn by viz.toy")
     if images.dtype == torch.uint8:
