@@ -239,6 +239,17 @@ def test_registered_datasets():
     assert {"cifar10", "fashion-mnist", "image-folder", "mnist"} <= set(DATASETS.names())
 
 
+def test_load_data_checks_the_config_it_is_given():
+    from ganforge.errors import ConfigError
+
+    with pytest.raises(TypeError, match="load_data needs a Config"):
+        load_data({"data": {"name": "mnist"}})
+    changed = load_config("demo")
+    changed.data.channels = 2  # by hand, after load_config: gave 3 channels without a word
+    with pytest.raises(ConfigError, match="data.channels=2 is not supported; use 1 or 3"):
+        load_data(changed)
+
+
 # ----------------------------------------------------------------------------- image folders
 
 def folder_cfg(root, *more):

@@ -57,7 +57,14 @@ def fit_images(images: Tensor, image_size: int, channels: int) -> Tensor:
 
 def load_data(cfg):
     """Load ``cfg.data.name``: images fitted to ``data.image_size`` and ``data.channels``, or a
-    toy mixture (see toy.py). Both offer ``batches(batch_size, device, seed)``."""
+    toy mixture (see toy.py). Both offer ``batches(batch_size, device, seed)``. The config is
+    checked again first, so a setting changed by hand fails as an override would."""
+    from ganforge.config import Config, validate
+
+    if not isinstance(cfg, Config):
+        raise TypeError(f"load_data needs a Config, e.g. ganforge.load_config('demo'), not "
+                        f"{type(cfg).__name__}")
+    validate(cfg)
     data = DATASETS.get(cfg.data.name)(cfg)
     if data.kind != "image":
         return data
