@@ -23,8 +23,8 @@ def replace_block(name: str, text: str, path: Path = DOC) -> None:
 
 
 def cpu_name(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
-    """The processor's model name ("AMD EPYC 7B13"), so a figure says which CPU it came from;
-    the architecture alone ("x86_64") where the system does not tell."""
+    """The processor's model name ("Intel(R) Xeon(R) Processor"), so a figure says which CPU
+    it came from; the architecture alone ("x86_64") where the system does not tell."""
     try:
         for line in cpuinfo.read_text().splitlines():
             if line.startswith("model name"):

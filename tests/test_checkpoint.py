@@ -234,8 +234,8 @@ def test_load_generator(tmp_path):
     with pytest.raises(CheckpointError, match="available steps: 3, 6"):
         load_generator(tmp_path, step=4)
     # a checkpoint folder or a file of the run: pointed at the run folder
-    step3 = next((tmp_path / "checkpoints").iterdir())
-    for inside in (step3, step3 / "generator.safetensors", tmp_path / "config.yaml"):
+    ckpt = next((tmp_path / "checkpoints").iterdir())  # either step's folder
+    for inside in (ckpt, ckpt / "generator.safetensors", tmp_path / "config.yaml"):
         with pytest.raises(CheckpointError, match=f"is inside the run folder '{tmp_path}'"):
             load_generator(inside)
     with pytest.raises(TypeError, match="ema='no': pass True"):
