@@ -230,6 +230,10 @@ def _png_as_chw(path: Path) -> torch.Tensor:
     return torch.from_numpy(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1)
 
 
+def _quiet(*args, **kwargs) -> None:
+    """The log of ``log=None`` and of every rank but 0: it prints nothing."""
+
+
 def train(cfg: Config, run_dir: str | Path, *, overwrite: bool = False, resume: bool = False,
           log=print) -> Path:
     """Train ``cfg`` into ``run_dir`` (or continue it from its newest checkpoint with
@@ -254,7 +258,7 @@ def train(cfg: Config, run_dir: str | Path, *, overwrite: bool = False, resume: 
         raise ValueError("train takes overwrite=True (start again) or resume=True (continue), "
                          "not both")
     if log is None:
-        log = lambda *a, **k: None  # noqa: E731
+        log = _quiet
     elif not callable(log):
         raise TypeError(f"train's log is a function called with each line (print, or None for "
                         f"quiet), not {type(log).__name__}")
@@ -265,7 +269,7 @@ def train(cfg: Config, run_dir: str | Path, *, overwrite: bool = False, resume: 
     try:
         with torch.random.fork_rng(devices=cuda):  # the loop seeds torch's global generator
             return _train(cfg, Path(run_dir), device, overwrite, resume,
-                          log if dist.is_main() else lambda *a, **k: None)
+                          log if dist.is_main() else _quiet)
     except OSError as e:
         if e.errno not in NO_SPACE:
             raise
