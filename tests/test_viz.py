@@ -164,6 +164,10 @@ def test_writers_take_open_files_and_long_names(tmp_path):
     fig, _ = figure()
     save_figure(fig, tmp_path / "bare")
     assert Image.open(tmp_path / "bare.png").format == "PNG"
+    (tmp_path / "dir").mkdir()
+    with pytest.raises(ValueError, match="is a folder; give the figure a file name"):
+        save_figure(fig, tmp_path / "dir")  # not dir.png beside it
+    (tmp_path / "dir").rmdir()
     long = tmp_path / ("a" * 251 + ".png")
     save_grid(torch.zeros(1, 1, 4, 4), long)
     assert Image.open(long).format == "PNG"

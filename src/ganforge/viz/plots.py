@@ -33,16 +33,22 @@ def grid_image(images: Tensor, nrow: int | None = None) -> Image.Image:
     return Image.fromarray(array[:, :, 0] if images.shape[1] == 1 else array)
 
 
+def _picture_path(path: str | os.PathLike, what: str, example: str) -> Path:
+    """``path`` as a Path, with .png where it has no suffix; a folder is refused, where writing
+    would put FOLDER.png beside it."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"'{path}' is a folder; give {what} a file name, e.g. "
+                         f"'{path / example}'")
+    return path if path.suffix else path.with_suffix(".png")
+
+
 def save_grid(images: Tensor, path: Path, nrow: int | None = None, scale: int = 1) -> None:
     """:func:`grid_image` written to ``path`` (format from the suffix; none gives .png), each
     pixel drawn ``scale`` times as wide and high."""
     scale = whole("scale", scale, 1)
     if isinstance(path, (str, os.PathLike)):
-        path = Path(path)
-        if path.is_dir():
-            raise ValueError(f"'{path}' is a folder; give the grid a file name, e.g. "
-                             f"'{path / 'samples.png'}'")
-        path = path if path.suffix else path.with_suffix(".png")
+        path = _picture_path(path, "the grid", "samples.png")
     img = grid_image(images, nrow)
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
@@ -94,12 +100,11 @@ def figure(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] | None =
 
 def save_figure(fig, path: Path, **savefig) -> None:
     """``fig.savefig(path, **savefig)``, written whole or not at all (an open file directly). A
-    name without a suffix gets .png, as matplotlib gives it."""
+    name without a suffix gets .png, as matplotlib gives it; a folder is refused."""
     if not isinstance(path, (str, os.PathLike)):
         fig.savefig(path, **{"format": "png", **savefig})
         return
-    path = Path(path)
-    with replacing(path if path.suffix else path.with_suffix(".png")) as tmp:
+    with replacing(_picture_path(path, "the figure", "figure.png")) as tmp:
         fig.savefig(tmp, **savefig)
 
 
