@@ -313,7 +313,8 @@ def test_python_callers_get_clear_type_errors():
         train({"train": {}}, "unused")
 
 
-def test_train_checks_its_flags_and_log_before_writing(tmp_path, capsys):
+def test_train_checks_its_flags_and_log_before_writing(tmp_path, capsys, monkeypatch):
+    from ganforge.train.checkpoint import load_generator
     from ganforge.train.loop import train
 
     cfg = load_config("demo", ["train.steps=2", "train.progress=false", "train.tensorboard=false",
@@ -332,8 +333,10 @@ def test_train_checks_its_flags_and_log_before_writing(tmp_path, capsys):
         train(cfg, run)
     del cfg.train.setps
     assert not run.exists()
-    assert train(cfg, run, log=None) == run and (run / "checkpoints").is_dir()
+    monkeypatch.setenv("HOME", str(tmp_path))  # "~/run" is the home folder's, not "./~/run"
+    assert train(cfg, "~/run", log=None) == run and (run / "checkpoints").is_dir()
     assert capsys.readouterr().out == ""  # log=None: quiet
+    assert load_generator("~/run")[1] == load_generator(run)[1]
 
 
 def test_none_overrides_are_no_overrides():

@@ -252,7 +252,7 @@ def _load_model(run_dir: str | Path, step: int | None, which: str,
         raise TypeError(f"ema={ema!r}: pass True (the moving average), False (the trained "
                         "weights) or None (the average where there is one)")
     device = resolve_device(device, what="device")
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir).expanduser()  # as torchvision's datasets read their root
     if run_dir.exists() and not (run_dir / "config.yaml").is_file():  # inside a run?
         run = next((p for p in run_dir.parents if (p / "config.yaml").is_file()), None)
         if run is not None:

@@ -263,17 +263,18 @@ def train(cfg: Config, run_dir: str | Path, *, overwrite: bool = False, resume: 
         raise TypeError(f"train's log is a function called with each line (print, or None for "
                         f"quiet), not {type(log).__name__}")
     cfg = build_config(as_dict(cfg), base_name="the config given to train")
+    run_dir = Path(run_dir).expanduser()  # "~/runs/x" from Python, as the shell would
     device = dist.setup(resolve_device(cfg.train.device))
     cuda = [device.index or 0] if device.type == "cuda" else []
     autotune = torch.backends.cudnn.benchmark  # fast_path sets it on CUDA, for this run only
     try:
         with torch.random.fork_rng(devices=cuda):  # the loop seeds torch's global generator
-            return _train(cfg, Path(run_dir), device, overwrite, resume,
+            return _train(cfg, run_dir, device, overwrite, resume,
                           log if dist.is_main() else _quiet)
     except OSError as e:
         if e.errno not in NO_SPACE:
             raise
-        raise GanforgeError(_no_space(Path(run_dir), e)) from e
+        raise GanforgeError(_no_space(run_dir, e)) from e
     finally:
         torch.backends.cudnn.benchmark = autotune
         dist.teardown()
