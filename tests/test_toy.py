@@ -224,6 +224,15 @@ BAD = {
     "weights length": ("mixture1d-gan", ["data.toy.weights=[1]"], ["data.toy.weights"]),
     "negative std": ("mixture1d-gan", ["data.toy.stds=[0.5,-1]"], ["data.toy.stds"]),
     "ring std": ("ring-gan", ["data.toy.std=0"], ["data.toy.std"]),
+    # NaN and infinity passed the range checks: the points came out NaN or inf, or
+    # torch.multinomial raised a RuntimeError, after the run folder was written
+    "nan std": ("ring-gan", ["data.toy.std=.nan"], ["data.toy.std=nan", "finite"]),
+    "inf std": ("grid-gan", ["data.toy.std=.inf"], ["data.toy.std=inf", "finite"]),
+    "nan radius": ("ring-gan", ["data.toy.radius=.nan"], ["data.toy.radius", "finite"]),
+    "nan mean": ("mixture1d-gan", ["data.toy.means=[0,.nan]"], ["data.toy.means", "finite"]),
+    "inf std 1-d": ("mixture1d-gan", ["data.toy.stds=[.inf,1]"], ["data.toy.stds", "finite"]),
+    "nan weight": ("mixture1d-gan", ["data.toy.weights=[.nan,1]"],
+                   ["data.toy.weights", "finite"]),
     "fixed size": ("ring-gan", ["data.toy.fixed_size=0"], ["data.toy.fixed_size"]),
     "unroll rmsprop": ("ring-unrolled", ["optim.name=rmsprop"],
                        ["train.unroll_steps", "adam"]),

@@ -87,13 +87,16 @@ def check_toy(cfg) -> None:
             raise ConfigError("data.toy.means, data.toy.stds and data.toy.weights must be "
                               f"non-empty lists of one length (got {len(t.means)}, "
                               f"{len(t.stds)}, {len(t.weights)})")
+        if not all(map(math.isfinite, t.means + t.stds + t.weights)):  # NaN passes a < test
+            raise ConfigError(f"data.toy.means={t.means}, data.toy.stds={t.stds} and "
+                              f"data.toy.weights={t.weights} must be finite numbers")
         if min(t.stds) <= 0 or min(t.weights) < 0 or sum(t.weights) <= 0:
             raise ConfigError("data.toy.stds must be > 0 and data.toy.weights >= 0 with a "
                               "positive sum")
-    if t.std is not None and t.std <= 0:
-        raise ConfigError(f"data.toy.std={t.std} must be > 0")
-    if t.modes < 1 or t.radius <= 0:
-        raise ConfigError("data.toy.modes must be >= 1 and data.toy.radius > 0")
+    if t.std is not None and not 0 < t.std < math.inf:
+        raise ConfigError(f"data.toy.std={t.std} must be finite and > 0")
+    if t.modes < 1 or not 0 < t.radius < math.inf:
+        raise ConfigError("data.toy.modes must be >= 1 and data.toy.radius finite and > 0")
     if t.fixed_size is not None and t.fixed_size < 1:
         raise ConfigError(f"data.toy.fixed_size={t.fixed_size} must be >= 1 (or null)")
 
