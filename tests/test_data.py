@@ -431,3 +431,31 @@ def test_image_folder_limit_keeps_every_class(tmp_path):
     data = load_data(folder_cfg(root, "data.image_size=28", "data.limit=8"))
     assert len(data.labels) == 8 and len(set(data.labels.tolist())) > 1
     assert "40 images, of which data.limit keeps 8 picked at random" in data.source
+
+
+def test_a_conditional_model_needs_the_datas_classes(tiny, tmp_path, capsys):
+    """A conditional model trained on data without labels (a flat image folder, a toy mixture),
+    or with fewer classes than model.num_classes, learnt label 0 only (or a few), and its sample
+    grid showed labels it never saw, without a word."""
+    from helpers import cli, one_error_line
+
+    flat = write_png_folder(tmp_path / "flat", n=4, size=(8, 8), mode="L")
+    three = write_png_folder(tmp_path / "three", n=6, size=(8, 8), mode="L",
+                             classes=("a", "b", "c"))
+    run = tmp_path / "run"
+    for args, error in (
+            (["demo", "data.name=image-folder", f"data.root={flat}"],
+             "model.conditional=true needs class labels, and the image-folder data has none; "
+             "put each class's images in a subfolder of data.root, or set "
+             "model.conditional=false"),
+            (["ring-gan"], "model.conditional=true needs class labels, and the ring data has "
+                           "none; set model.conditional=false"),
+            (["demo", "data.name=image-folder", f"data.root={three}"],
+             "the data has 3 classes but model.num_classes=10; set model.num_classes=3")):
+        assert cli("train", args[0], *tiny(1, *args[1:], "model.conditional=true",
+                                           "train.batch_size=2"), "--out", run) == 2
+        assert one_error_line(capsys) == f"ganforge: error: {error}"
+        assert not run.exists()
+    assert cli("train", "demo", *tiny(1, "data.name=image-folder", f"data.root={three}",
+                                      "model.conditional=true", "model.num_classes=3",
+                                      "train.batch_size=2"), "--out", run) == 0

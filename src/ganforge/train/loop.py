@@ -368,9 +368,18 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
     if resume:
         _check_same_data(cfg, run_dir)
     data = load_data(cfg)
-    if cfg.model.conditional and data.num_classes > cfg.model.num_classes:
-        raise DataError(f"the data has {data.num_classes} classes but model.num_classes="
-                        f"{cfg.model.num_classes}; raise model.num_classes")
+    k = cfg.model.num_classes
+    # a new run of a conditional model learns every label it offers: data without labels, or
+    # with fewer classes, leaves rows of its sample grid to labels it never saw (a run from
+    # before this check still resumes)
+    if cfg.model.conditional and data.num_classes == 1 and not resume:
+        folders = "put each class's images in a subfolder of data.root, or "
+        raise DataError(f"model.conditional=true needs class labels, and the {cfg.data.name} "
+                        f"data has none; {folders if cfg.data.name == 'image-folder' else ''}"
+                        "set model.conditional=false")
+    if cfg.model.conditional and (data.num_classes > k or data.num_classes < k and not resume):
+        raise DataError(f"the data has {data.num_classes} classes but model.num_classes={k}; "
+                        f"set model.num_classes={data.num_classes}")
     per_rank = dist.check_batch(t.batch_size, cfg.model.pack)
     check_evaluation(data, cfg)
     torch.manual_seed(t.seed)
