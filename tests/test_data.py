@@ -274,6 +274,88 @@ def test_a_failed_download_says_why_and_leaves_no_empty_folders(tmp_path, monkey
     assert [p.name for p in tmp_path.iterdir()] == ["keep"]  # MNIST/raw is gone, keep stays
 
 
+@pytest.fixture
+def mirror(tmp_path):
+    """A folder served over HTTP on this machine: the download code runs as it does online,
+    against local files (torchvision's fetch cannot read file:// addresses)."""
+    import functools
+    import http.server
+    import threading
+
+    folder = tmp_path / "mirror"
+    folder.mkdir()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
+    yield folder, f"http://127.0.0.1:{server.server_port}/"
+    server.shutdown()
+    server.server_close()
+
+
+def md5(path):
+    import hashlib
+    return hashlib.md5(Path(path).read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("name, cls", [("mnist", "MNIST"), ("fashion-mnist", "FashionMNIST")])
+def test_download_fetches_and_unpacks_the_idx_files(tmp_path, mirror, monkeypatch, name, cls):
+    import gzip
+
+    import torchvision.datasets as tvd
+
+    folder, url = mirror
+    train, labels = write_fake_mnist(tmp_path / "made", folder=cls)
+    resources = []
+    for raw in sorted((tmp_path / "made" / cls / "raw").iterdir()):
+        (folder / f"{raw.name}.gz").write_bytes(gzip.compress(raw.read_bytes()))
+        resources.append((f"{raw.name}.gz", md5(folder / f"{raw.name}.gz")))
+    monkeypatch.setattr(getattr(tvd, cls), "mirrors", [url])
+    monkeypatch.setattr(getattr(tvd, cls), "resources", resources)
+    root = tmp_path / "data"
+    for download in ("true", "false"):  # fetched, then read from data.root
+        data = load_data(cfg(f"data.name={name}", f"data.root={root}",
+                             f"data.download={download}"))
+        assert torch.equal(data.images[:, 0], torch.from_numpy(train))
+        assert data.labels.tolist() == labels.tolist() and "30 training" in data.source
+    assert {p.name for p in (root / cls / "raw").iterdir()} >= {
+        "train-images-idx3-ubyte", "train-labels-idx1-ubyte"}
+
+
+def test_download_fetches_and_unpacks_cifar10(tmp_path, mirror, monkeypatch):
+    import pickle
+    import tarfile
+
+    from torchvision.datasets import CIFAR10
+
+    folder, url = mirror
+    made = tmp_path / "made" / "cifar-10-batches-py"
+    made.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    batches = [rng.integers(0, 256, (2, 3072), dtype=np.uint8) for _ in range(6)]
+    for i, x in enumerate(batches):
+        file = f"data_batch_{i + 1}" if i < 5 else "test_batch"
+        (made / file).write_bytes(pickle.dumps({"data": x, "labels": [i, 9 - i]}))
+    (made / "batches.meta").write_bytes(pickle.dumps({"label_names": list("abcdefghij")}))
+    with tarfile.open(folder / "cifar.tar.gz", "w:gz") as tar:
+        tar.add(made, arcname="cifar-10-batches-py")
+    monkeypatch.setattr(CIFAR10, "url", f"{url}cifar.tar.gz")
+    monkeypatch.setattr(CIFAR10, "filename", "cifar.tar.gz")
+    monkeypatch.setattr(CIFAR10, "tgz_md5", md5(folder / "cifar.tar.gz"))
+    monkeypatch.setattr(CIFAR10, "train_list", [[f"data_batch_{i}", md5(made / f"data_batch_{i}")]
+                                                for i in range(1, 6)])
+    monkeypatch.setattr(CIFAR10, "test_list", [["test_batch", md5(made / "test_batch")]])
+    monkeypatch.setattr(CIFAR10, "meta", {**CIFAR10.meta, "md5": md5(made / "batches.meta")})
+    data = load_data(cfg("data.name=cifar10", f"data.root={tmp_path / 'data'}",
+                         "data.download=true", "data.channels=3", "data.image_size=32"))
+    assert data.images.shape == (10, 3, 32, 32) and data.labels.tolist()[:4] == [0, 9, 1, 8]
+    assert torch.equal(data.images[0], torch.from_numpy(batches[0][0].reshape(3, 32, 32)))
+
+
 def test_registered_datasets():
     assert {"cifar10", "fashion-mnist", "image-folder", "mnist"} <= set(DATASETS.names())
 
