@@ -378,7 +378,11 @@ def test_registered_datasets():
 
 
 def test_load_data_checks_the_config_it_is_given():
+    import ganforge
     from ganforge.errors import ConfigError
+
+    # the Python API names it beside load_config and train (it was an AttributeError)
+    assert ganforge.load_data is load_data and "load_data" in ganforge.__all__
 
     with pytest.raises(TypeError, match="load_data needs a Config"):
         load_data({"data": {"name": "mnist"}})

@@ -3,7 +3,8 @@ from ganforge.config import Config, load_config
 from ganforge.errors import GanforgeError
 
 __version__ = "0.1.0"
-__all__ = ["Config", "GanforgeError", "load_config", "train", "load_generator", "__version__"]
+__all__ = ["Config", "GanforgeError", "load_config", "load_data", "train", "load_generator",
+           "__version__"]
 
 
 def __getattr__(name):
@@ -11,6 +12,9 @@ def __getattr__(name):
     if name == "train":  # the package, callable as the training function (train/__init__.py)
         import ganforge.train
         return ganforge.train
+    if name == "load_data":
+        from ganforge.data import load_data
+        return load_data
     if name == "load_generator":
         from ganforge.train.checkpoint import load_generator
         return load_generator
