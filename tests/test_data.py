@@ -381,6 +381,10 @@ def test_download_fetches_and_unpacks_cifar10(tmp_path, mirror, monkeypatch):
                          "data.download=true", "data.channels=3", "data.image_size=32"))
     assert data.images.shape == (10, 3, 32, 32) and data.labels.tolist()[:4] == [0, 9, 1, 8]
     assert torch.equal(data.images[0], torch.from_numpy(batches[0][0].reshape(3, 32, 32)))
+    assert "fitted" not in data.source
+    grey = load_data(cfg("data.name=cifar10", f"data.root={tmp_path / 'data'}"))  # the defaults
+    assert grey.images.shape == (10, 1, 28, 28)  # converted, and the data line says so
+    assert grey.source.endswith("; 3x32x32 images fitted to data.channels=1, data.image_size=28")
 
 
 def test_registered_datasets():

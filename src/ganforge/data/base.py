@@ -72,7 +72,11 @@ def load_data(cfg):
     if (keep := limit_indices(len(images), cfg.data.limit)) is not None:
         images, labels = images[keep], labels[keep]
         source += f"; data.limit keeps {len(keep):,} of them, picked at random"
+    before = images.shape[1:]
     images = fit_images(images, cfg.data.image_size, cfg.data.channels)
+    if images.shape[1:] != before:  # CIFAR-10 under the default 1-channel 28 px, say: tell
+        source += (f"; {before[0]}x{before[1]}x{before[2]} images fitted to "
+                   f"data.channels={cfg.data.channels}, data.image_size={cfg.data.image_size}")
     return ImageData(images, labels.long(), data.num_classes, source)
 
 
