@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -78,6 +79,12 @@ def load_data(cfg):
         source += (f"; {before[0]}x{before[1]}x{before[2]} images fitted to "
                    f"data.channels={cfg.data.channels}, data.image_size={cfg.data.image_size}")
     return ImageData(images, labels.long(), data.num_classes, source)
+
+
+def data_root(cfg) -> Path:
+    """``data.root`` as a folder path; a leading ~ is the home folder (``data.root=~/x`` reaches
+    us as typed: the shell expands no ~ after '=')."""
+    return Path(cfg.data.root).expanduser()
 
 
 def limit_indices(n: int, limit: int | None) -> Tensor | None:

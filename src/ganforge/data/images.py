@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ganforge.data.base import DATASETS, ImageData, limit_indices
+from ganforge.data.base import DATASETS, ImageData, data_root, limit_indices
 from ganforge.errors import DataError
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -75,7 +75,7 @@ def load_image_folder(cfg) -> ImageData:
     if not cfg.data.root.strip():
         raise DataError("data.root is empty; set it to a folder of images for "
                         "data.name=image-folder")
-    root = Path(cfg.data.root).expanduser()  # "data.root=~/x": the shell leaves ~ after =
+    root = data_root(cfg)
     if not root.is_dir():
         raise DataError(f"data.root '{root}' is not a folder; set data.root to a folder of "
                         "images for data.name=image-folder")

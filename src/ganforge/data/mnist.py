@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ganforge.data.base import DATASETS, ImageData
+from ganforge.data.base import DATASETS, ImageData, data_root
 from ganforge.errors import DataError
 
 
@@ -18,13 +18,13 @@ def _torchvision(cls, cfg, name: str):
     """A torchvision dataset from data.root, downloading when data.download is true.
 
     Returns None when the files are absent and downloading is off."""
-    root = Path(cfg.data.root).expanduser()  # "data.root=~/x": the shell leaves ~ after =
-    # folders a download creates (root/MNIST/raw, or root for CIFAR-10); a failed one leaves
-    # none of them behind empty
-    made = [d for d in (root / cls.__name__ / "raw", root / cls.__name__, root) if not d.exists()]
+    root = data_root(cfg)
     if root.exists() and not root.is_dir():
         raise DataError(f"{name}: data.root '{root}' is a file, not a folder; set data.root to "
                         "the folder that holds the dataset's files (or where they may go)")
+    # folders a download creates (root/MNIST/raw, or root for CIFAR-10); a failed one leaves
+    # none of them behind empty
+    made = [d for d in (root / cls.__name__ / "raw", root / cls.__name__, root) if not d.exists()]
     try:
         try:
             return cls(str(root), train=True, download=cfg.data.download)
@@ -120,7 +120,7 @@ def load_mnist(cfg) -> ImageData:
                          f"mnist: {len(ds.data):,} training digits from '{cfg.data.root}'")
     # no full MNIST; but any of its files (or their .gz) mean the user meant to give it: under
     # MNIST/raw, or in data.root itself (or its raw/ or MNIST/) when data.root is a level off
-    root = Path(cfg.data.root).expanduser()  # "data.root=~/x": the shell leaves ~ after =
+    root = data_root(cfg)
     raw = root / "MNIST" / "raw"
     names = [gz.removesuffix(".gz") for gz, _ in MNIST.resources]
     missing = [n for n in names if not (raw / n).is_file()]
