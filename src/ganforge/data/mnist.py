@@ -26,34 +26,42 @@ def _torchvision(cls, cfg, name: str):
     # none of them behind empty
     made = [d for d in (root / cls.__name__ / "raw", root / cls.__name__, root) if not d.exists()]
     try:
-        try:
-            return cls(str(root), train=True, download=cfg.data.download)
-        except Exception:  # a file cut off or damaged on disk: name it, whatever broke
-            if (problem := _damaged(cls, root)) is not None:
-                raise DataError(f"{name}: {problem}; delete it and set data.download=true, or "
-                                "put a whole copy there") from None
-            raise
-    except RuntimeError as e:
-        if not cfg.data.download and "not found" in str(e).lower():
+        return cls(str(root), train=True, download=cfg.data.download)
+    except Exception as e:
+        if (problem := _damaged(cls, root)) is not None:  # a file cut off or damaged on disk
+            raise DataError(f"{name}: {problem}; delete it and set data.download=true, or put a "
+                            "whole copy there") from None
+        if isinstance(e, RuntimeError) and not cfg.data.download \
+                and "not found" in str(e).lower():
             return None
-        lines = [x.strip() for x in str(e).splitlines() if x.strip()]
-        cause = f"{lines[0]} {lines[-1]}" if len(lines) > 1 else (lines or [type(e).__name__])[0]
-        raise DataError(f"{name}: could not load from '{root}': {cause}"
-                        + ("; check the network, or put the dataset's files under data.root"
-                           if cfg.data.download else "")) from None
-    except OSError as e:  # network errors while downloading, unreadable files
-        raise DataError(f"{name}: could not load or download into '{root}': {e}") from None
-    except (AssertionError, ValueError, IndexError, KeyError, TypeError, EOFError, struct.error,
-            pickle.UnpicklingError) as e:  # corrupt, truncated or mislabelled files
-        detail = str(e).splitlines()[0] if str(e) else "corrupt or truncated file"
-        # data.download=true alone fetches nothing while the files are there
-        raise DataError(f"{name}: could not read the files under '{root}' ({type(e).__name__}: "
-                        f"{detail}); replace them, or delete them and set data.download=true"
-                        ) from None
+        if not isinstance(e, (RuntimeError, OSError, *UNREADABLE)):
+            raise
+        raise _load_error(e, name, root, cfg.data.download) from None
     finally:
         for d in made:
             if d.is_dir() and not any(d.iterdir()):
                 d.rmdir()
+
+
+# what torchvision raises for a corrupt, truncated or mislabelled file
+UNREADABLE = (AssertionError, ValueError, IndexError, KeyError, TypeError, EOFError,
+              struct.error, pickle.UnpicklingError)
+
+
+def _load_error(e: Exception, name: str, root: Path, download: bool) -> DataError:
+    """The one line for torchvision's failure ``e`` to load (or download) into ``root``."""
+    if isinstance(e, RuntimeError):
+        lines = [x.strip() for x in str(e).splitlines() if x.strip()]
+        cause = f"{lines[0]} {lines[-1]}" if len(lines) > 1 else (lines or [type(e).__name__])[0]
+        return DataError(f"{name}: could not load from '{root}': {cause}"
+                         + ("; check the network, or put the dataset's files under data.root"
+                            if download else ""))
+    if isinstance(e, OSError):  # network errors while downloading, unreadable files
+        return DataError(f"{name}: could not load or download into '{root}': {e}")
+    detail = str(e).splitlines()[0] if str(e) else "corrupt or truncated file"
+    # data.download=true alone fetches nothing while the files are there
+    return DataError(f"{name}: could not read the files under '{root}' ({type(e).__name__}: "
+                     f"{detail}); replace them, or delete them and set data.download=true")
 
 
 IDX_BYTES = {8: 1, 9: 1, 11: 2, 12: 4, 13: 4, 14: 8}  # idx type code -> bytes per number
