@@ -576,3 +576,20 @@ def test_a_conditional_model_needs_the_datas_classes(tiny, tmp_path, capsys):
     assert cli("train", "demo", *tiny(1, "data.name=image-folder", f"data.root={three}",
                                       "model.conditional=true", "model.num_classes=3",
                                       "train.batch_size=2"), "--out", run) == 0
+
+
+def test_too_few_images_for_a_batch_names_the_setting_that_gives_more(tmp_path):
+    """data.limit, data.stacked_size or the folder itself: the error says which to raise."""
+    def error(*overrides):
+        with pytest.raises(DataError, match="fewer than train.batch_size=16; lower the batch "
+                           "size or ") as e:
+            load_data(cfg(*overrides)).batches(16, torch.device("cpu"), seed=0)
+        return str(e.value).rsplit(" or ", 1)[1]
+
+    root = write_png_folder(tmp_path / "imgs", n=12, size=(8, 8), classes=("a", "b"))
+    assert error("data.limit=10") == "raise data.limit"  # the bundled digits, cut to 10
+    assert error("data.name=stacked-mnist", "data.channels=3", "data.stacked_size=10") == \
+        "raise data.stacked_size"
+    folder = ("data.name=image-folder", f"data.root={root}")
+    assert error(*folder) == "add images to data.root"
+    assert error(*folder, "data.limit=10") == "raise data.limit"

@@ -208,6 +208,12 @@ def test_fixed_size_smaller_than_a_batch_is_a_data_error():
 
 def test_fixed_size_source_says_so():
     assert "fixed set of 64" in toy("ring-gan", "data.toy.fixed_size=64").source
+
+
+def test_data_limit_on_a_toy_mixture_is_said_to_do_nothing():
+    assert "data.limit" not in toy("ring-gan").source
+    assert toy("ring-gan", "data.limit=100").source.endswith(
+        "; data.limit does not apply to a toy mixture (data.toy.fixed_size does)")
     assert "fresh samples" in toy("ring-gan").source
 
 

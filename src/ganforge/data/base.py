@@ -19,6 +19,7 @@ class ImageData:
     num_classes: int
     source: str  # one line saying what was loaded, shown to the user
     kind: str = "image"
+    more: str = "add data"  # what gives more items, for the error when there are too few
 
     def __post_init__(self):
         """Files of one dataset that do not belong together fail here, at load time, rather
@@ -69,16 +70,17 @@ def load_data(cfg):
     data = DATASETS.get(cfg.data.name)(cfg)
     if data.kind != "image":
         return data
-    images, labels, source = data.images, data.labels, data.source
+    images, labels, source, more = data.images, data.labels, data.source, data.more
     if (keep := limit_indices(len(images), cfg.data.limit)) is not None:
         images, labels = images[keep], labels[keep]
         source += f"; data.limit keeps {len(keep):,} of them, picked at random"
+        more = "raise data.limit"
     before = images.shape[1:]
     images = fit_images(images, cfg.data.image_size, cfg.data.channels)
     if images.shape[1:] != before:  # CIFAR-10 under the default 1-channel 28 px, say: tell
         source += (f"; {before[0]}x{before[1]}x{before[2]} images fitted to "
                    f"data.channels={cfg.data.channels}, data.image_size={cfg.data.image_size}")
-    return ImageData(images, labels.long(), data.num_classes, source)
+    return ImageData(images, labels.long(), data.num_classes, source, more=more)
 
 
 def data_root(cfg) -> Path:
@@ -117,7 +119,7 @@ class Batches:
             toy = data.images.ndim == 2  # a fixed set of toy points (data.toy.fixed_size)
             raise DataError(f"the dataset has {len(data.images)} {'points' if toy else 'images'}"
                             f", fewer than train.batch_size={batch_size}; lower the batch size "
-                            f"or {'raise data.toy.fixed_size' if toy else 'add data'}")
+                            f"or {data.more}")
         self.images = data.images.to(device)
         self.labels = data.labels.to(device)
         self.batch_size = batch_size

@@ -97,4 +97,5 @@ def load_image_folder(cfg) -> ImageData:
     labels = torch.tensor([classes.index(g) for g in groups], dtype=torch.int64)
     return ImageData(images.contiguous(), labels, len(classes),
                      f"image-folder: {found} from '{root}' "
-                     f"({len(classes)} class folder{'s' if len(classes) != 1 else ''})")
+                     f"({len(classes)} class folder{'s' if len(classes) != 1 else ''})",
+                     more="raise data.limit" if keep is not None else "add images to data.root")

@@ -35,4 +35,4 @@ def load_stacked_mnist(cfg) -> ImageData:
     base = digits.source.split(":", 1)[1].split("(")[0].strip()  # e.g. "the 5,000 real digits ..."
     return ImageData(images, labels, N_MODES,
                      f"stacked-mnist: a fixed set of {len(images):,} images, each channel a digit "
-                     f"drawn from {base} (1,000 modes)")
+                     f"drawn from {base} (1,000 modes)", more="raise data.stacked_size")

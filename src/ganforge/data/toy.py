@@ -53,7 +53,8 @@ class ToyData:
     def batches(self, batch_size: int, device: torch.device, seed: int):
         if self.fixed_size is not None:
             points = self.sample(self.fixed_size, torch.Generator().manual_seed(seed + 7))
-            fixed = ImageData(points, torch.zeros(len(points), dtype=torch.int64), 1, self.source)
+            fixed = ImageData(points, torch.zeros(len(points), dtype=torch.int64), 1, self.source,
+                              more="raise data.toy.fixed_size")
             return Batches(fixed, batch_size, device, seed)
         return FreshSamples(self, batch_size, device, seed)
 
@@ -120,6 +121,8 @@ def load_toy(cfg) -> ToyData:
     weights = weights / weights.sum()
     how = f"a fixed set of {t.fixed_size:,} points" if t.fixed_size else "fresh samples every step"
     source = f"{name}: {len(centers)} Gaussians in {centers.shape[1]}-D, {how}"
+    if cfg.data.limit is not None:  # said, not refused: a run made with it still resumes
+        source += "; data.limit does not apply to a toy mixture (data.toy.fixed_size does)"
     return ToyData(name, centers, stds, weights, t.fixed_size, source)
 
 
