@@ -12,7 +12,7 @@ from ganforge.errors import ConfigError
 from ganforge.losses import PENALTIES
 from ganforge.models import build_models
 from ganforge.models.layers import Packed
-from ganforge.train.watch import d_prob
+from ganforge.train.watch import d_output
 from helpers import cli, one_error_line
 
 
@@ -21,7 +21,7 @@ class FirstRow(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.unused = nn.Parameter(torch.zeros(1))  # tells d_prob the device
+        self.unused = nn.Parameter(torch.zeros(1))  # tells d_output the device
 
     def features(self, x, y=None):
         return [x.flatten(1)]
@@ -81,7 +81,7 @@ def test_penalty_norm_is_taken_over_the_whole_pack(name):
 def test_heat_map_scores_each_point_as_a_pack_of_copies():
     d = Packed(FirstRow(), 4)
     points = torch.tensor([[0.0, 1.0], [2.0, 3.0], [-1.0, 5.0]])
-    assert d_prob(d, points) == pytest.approx(torch.sigmoid(points[:, 0]).numpy())
+    assert d_output(d, points) == pytest.approx(torch.sigmoid(points[:, 0]).numpy())
 
 
 @pytest.mark.parametrize("overrides,match", [

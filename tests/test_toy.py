@@ -316,7 +316,7 @@ def test_toy_mlp_with_minibatch_discrimination():
 def test_heat_map_frame_of_a_minibatch_discriminator(tmp_path):
     """The 2-D frame judges 25,600 grid points: in chunks, or a minibatch layer (N x N x B)
     would ask for tens of GB. Chunking leaves a per-sample D's map as it was (to rounding)."""
-    from ganforge.train.watch import d_prob, save_frame
+    from ganforge.train.watch import d_output, save_frame
 
     cfg = load_config("ring-gan", ["model.minibatch_kernels=5"])
     g, d = build_models(cfg)
@@ -324,7 +324,44 @@ def test_heat_map_frame_of_a_minibatch_discriminator(tmp_path):
     assert (tmp_path / "frame.png").stat().st_size > 0
     _, plain = build_models(load_config("ring-gan"))
     pts = torch.randn(3000, 2)
-    assert np.allclose(d_prob(plain, pts, chunk=7), d_prob(plain, pts), rtol=0, atol=1e-6)
+    assert np.allclose(d_output(plain, pts, chunk=7), d_output(plain, pts), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("loss,probability", [("cross-entropy", True),
+                                               ("least-squares", True), ("hinge", False),
+                                               ("wasserstein", False)])
+def test_frames_draw_d_on_the_scale_its_loss_gives_it(monkeypatch, tmp_path, loss, probability):
+    """sigmoid(D) is a probability only for cross-entropy; a WGAN critic's raw values sit far
+    from 0, where sigmoid is flat, so its heat map was one colour. Frames draw the raw output
+    for the other losses, a critic's over the range it takes (1-D: scaled to 0..1)."""
+    import ganforge.train.watch as watch
+
+    seen = {}
+    for name in ("frame_1d", "frame_2d"):
+        monkeypatch.setattr("ganforge.viz.toy." + name,
+                            lambda *a, **k: seen.update(args=a, kwargs=k))
+    for preset in ("ring-gan", "mixture1d-gan"):
+        cfg = load_config(preset, [f"loss.discriminator={loss}"])
+        g, d = build_models(cfg)
+        with torch.no_grad():  # a critic far from 0, as a trained WGAN's is
+            d.blocks[-1].bias.fill_(-40.0)
+        watch.save_frame(g, d, load_data(cfg), cfg, tmp_path / "f.png", 1)
+        values = seen["args"][5] if preset == "ring-gan" else seen["args"][4]
+        xs = torch.from_numpy(np.stack([seen["args"][3].ravel(), seen["args"][4].ravel()], 1)
+                              if preset == "ring-gan" else seen["args"][1][:, None]).float()
+        raw = watch.d_output(d, xs, sigmoid=False).reshape(values.shape)
+        if preset == "ring-gan":
+            assert seen["kwargs"]["d_range"] == ((0.0, 1.0) if probability else None)
+            expect = torch.sigmoid(torch.from_numpy(raw)).numpy() if loss == "cross-entropy" \
+                else raw
+            assert np.allclose(values, expect, atol=1e-6)
+        else:
+            assert seen["kwargs"]["d_star"] is probability
+            if not probability:  # the raw critic, scaled to 0..1 over the window
+                assert values.min() == 0 and values.max() == pytest.approx(1.0)
+                assert np.allclose(values, (raw - raw.min()) / (raw.max() - raw.min()),
+                                   atol=1e-5)
+        assert ("critic" in seen["kwargs"]["d_label"]) is not probability
 
 
 @pytest.mark.parametrize("z_dist", ["normal", "uniform"])

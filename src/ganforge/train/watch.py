@@ -25,19 +25,35 @@ def toy_bounds(data) -> tuple[float, float]:
 
 
 @torch.no_grad()
-def d_prob(d: nn.Module, points: torch.Tensor, chunk: int = 1024) -> np.ndarray:
-    """sigmoid(D(x)) at (n, dim) points, in eval mode, ``chunk`` points a forward pass. A packed
-    D (PacGAN) judges each point as a pack of copies of it; a D with minibatch discrimination,
-    whose cost grows with the square of its batch, judges each point among its chunk."""
+def d_output(d: nn.Module, points: torch.Tensor, chunk: int = 1024,
+             sigmoid: bool = True) -> np.ndarray:
+    """D at (n, dim) points, sigmoid(D(x)) unless sigmoid=False, in eval mode, ``chunk`` points
+    a forward pass. A packed D (PacGAN) judges each point as a pack of copies of it; a D with
+    minibatch discrimination, whose cost grows with the square of its batch, judges each point
+    among its chunk."""
     was = d.training
     d.eval()
     device = next(d.parameters()).device
     pack = getattr(d, "pack", 1)
+    squash = torch.sigmoid if sigmoid else torch.as_tensor
     out = np.concatenate([
-        torch.sigmoid(d(part.repeat_interleave(pack, dim=0).to(device)).float()).cpu().numpy()
+        squash(d(part.repeat_interleave(pack, dim=0).to(device)).float()).cpu().numpy()
         for part in points.split(chunk)])
     d.train(was)
     return out
+
+
+def d_view(d: nn.Module, points: torch.Tensor, loss: str) -> tuple[np.ndarray, str, bool]:
+    """What a frame draws of D, by ``loss.discriminator``: (values, label, is_probability).
+    Cross-entropy: sigmoid(D), D's probability that x is real. Least squares: the raw output,
+    whose targets are 0 (fake) and 1 (real). A Wasserstein or hinge critic has no such scale
+    (a WGAN critic's values only matter relative to each other; sigmoid of them is flat 0 or 1):
+    its raw output, drawn over the range it takes in the window."""
+    if loss == "cross-entropy":
+        return d_output(d, points), "D(x)", True
+    if loss == "least-squares":
+        return d_output(d, points, sigmoid=False), "D(x), raw (targets 0 fake, 1 real)", True
+    return d_output(d, points, sigmoid=False), "critic D(x), raw (higher = more real)", False
 
 
 def save_frame(g: nn.Module, d: nn.Module, data, cfg, path: Path, step: int) -> None:
@@ -50,18 +66,23 @@ def save_frame(g: nn.Module, d: nn.Module, data, cfg, path: Path, step: int) -> 
     z, _ = fixed_inputs(cfg, TOY_FRAME_SAMPLES)
     fake = generate(g, z).numpy()
     lo, hi = toy_bounds(data)
+    loss = cfg.loss.discriminator
     if data.dim == 1:
         xs = torch.linspace(lo, hi, 600)[:, None]
-        frame_1d(path, xs[:, 0].numpy(), data.density(xs).numpy(), fake[:, 0],
-                 d_prob(d, xs), step)
+        d_x, label, probability = d_view(d, xs, loss)
+        if not probability:  # share the density axis: the critic scaled to 0..1 over the window
+            d_x = (d_x - d_x.min()) / max(float(d_x.max() - d_x.min()), 1e-12)
+            label = "critic D(x), scaled to 0..1 over the window"
+        frame_1d(path, xs[:, 0].numpy(), data.density(xs).numpy(), fake[:, 0], d_x, step,
+                 d_label=label, d_star=probability)
     else:
         axis = torch.linspace(lo, hi, 160)
         gx, gy = torch.meshgrid(axis, axis, indexing="xy")
         pts = torch.stack([gx.flatten(), gy.flatten()], 1)
         real = data.sample(TOY_FRAME_SAMPLES, torch.Generator().manual_seed(0)).numpy()
-        frame_2d(path, real, fake, gx.numpy(), gy.numpy(),
-                 d_prob(d, pts).reshape(gx.shape), step)
-
+        d_x, label, probability = d_view(d, pts, loss)
+        frame_2d(path, real, fake, gx.numpy(), gy.numpy(), d_x.reshape(gx.shape), step,
+                 d_label=label, d_range=(0.0, 1.0) if probability else None)
 
 IMAGE_METRICS = ("fid", "kid", "is", "digit_kl", "precision", "recall", "cond_acc")
 STACKED_METRICS = ("modes", "kl", "digit_kl")

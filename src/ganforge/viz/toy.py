@@ -47,9 +47,12 @@ def kde_1d(samples: Any, xs: Any, bandwidth: float | None = None) -> np.ndarray:
 
 
 def frame_1d(path: Path, xs: Any, p_data: Any, fake_samples: Any, d_of_x: Any, step: int,
-             ylim: tuple[float, float] | None = None) -> None:
-    """One frame of a 1-D run: p_data(x), a density histogram of G's samples, D(x) and the
-    optimal D*(x) = p_data(x) / (p_data(x) + p_g(x)) for the current G, with p_g = kde_1d(samples).
+             ylim: tuple[float, float] | None = None, d_label: str = "D(x)",
+             d_star: bool = True) -> None:
+    """One frame of a 1-D run: p_data(x), a density histogram of G's samples, D(x) (named
+    d_label) and, with d_star, the optimal D*(x) = p_data(x) / (p_data(x) + p_g(x)) for the
+    current G, with p_g = kde_1d(samples): the optimum of the cross-entropy and least-squares
+    D losses, which a Wasserstein or hinge critic does not have.
 
     Densities and D share one axis; the y range is fixed (default 0 .. max(1.05, 1.2 max p_data))
     so a collapsed G's tall histogram is cut off rather than rescaling the frame.
@@ -59,7 +62,7 @@ def frame_1d(path: Path, xs: Any, p_data: Any, fake_samples: Any, d_of_x: Any, s
     p_g = kde_1d(fake, xs)
     total = p_data + p_g
     # D* is 0/0 where neither density has mass; leave those points out instead of plotting noise.
-    d_star = np.where(total > 1e-3 * total.max(), p_data / np.maximum(total, 1e-300), np.nan)
+    optimum = np.where(total > 1e-3 * total.max(), p_data / np.maximum(total, 1e-300), np.nan)
     ylim = ylim or (0.0, max(1.05, 1.2 * float(p_data.max())))
 
     fig, ax = figure(figsize=FIGSIZE_1D)
@@ -67,9 +70,10 @@ def frame_1d(path: Path, xs: Any, p_data: Any, fake_samples: Any, d_of_x: Any, s
     ax.plot(xs, p_data, color=REAL_COLOUR, linewidth=1.5)
     ax.hist(fake, bins=np.linspace(xs[0], xs[-1], 121), density=True, color=FAKE_COLOUR,
             alpha=0.5, label="G's samples (histogram)")
-    ax.plot(xs, d_of_x, color="black", linewidth=2, label="D(x)")
-    ax.plot(xs, d_star, color="tab:green", linestyle="--", linewidth=1.5,
-            label="D*(x) = p_data / (p_data + p_g)")
+    ax.plot(xs, d_of_x, color="black", linewidth=2, label=d_label)
+    if d_star:
+        ax.plot(xs, optimum, color="tab:green", linestyle="--", linewidth=1.5,
+                label="D*(x) = p_data / (p_data + p_g)")
     ax.axhline(0.5, color="grey", linewidth=0.6, linestyle=":")
     ax.set_xlim(xs[0], xs[-1])
     ax.set_ylim(*ylim)
@@ -85,9 +89,11 @@ def frame_1d(path: Path, xs: Any, p_data: Any, fake_samples: Any, d_of_x: Any, s
 
 
 def frame_2d(path: Path, real: Any, fake: Any, grid_x: Any, grid_y: Any, d_grid: Any,
-             step: int) -> None:
-    """One frame of a 2-D run: D(x) over the plane as a heat map (0 = fake, 1 = real), with real
-    and generated points on top.
+             step: int, d_label: str = "D(x)",
+             d_range: tuple[float, float] | None = (0.0, 1.0)) -> None:
+    """One frame of a 2-D run: D(x) over the plane as a heat map (named d_label; by default
+    0 = fake, 1 = real; d_range None spans the values d_grid takes), with real and generated
+    points on top.
 
     grid_x (nx,) and grid_y (ny,) are the axes of the evaluation grid and d_grid (ny, nx) holds
     D at (grid_x[j], grid_y[i]); the plot's limits are the grid's, so every frame shows the same
@@ -99,8 +105,9 @@ def frame_2d(path: Path, real: Any, fake: Any, grid_x: Any, grid_y: Any, d_grid:
     real, fake = _numpy(real).reshape(-1, 2), _numpy(fake).reshape(-1, 2)
 
     fig, ax = figure(figsize=FIGSIZE_2D)
-    mesh = ax.pcolormesh(gx, gy, d, cmap="gray", vmin=0.0, vmax=1.0, shading="auto")
-    fig.colorbar(mesh, ax=ax, label="D(x)", fraction=0.046, pad=0.04)  # as tall as the axes
+    lo, hi = d_range or (float(np.nanmin(d)), float(np.nanmax(d)))
+    mesh = ax.pcolormesh(gx, gy, d, cmap="gray", vmin=lo, vmax=hi, shading="auto")
+    fig.colorbar(mesh, ax=ax, label=d_label, fraction=0.046, pad=0.04)  # as tall as the axes
     ax.scatter(real[:, 0], real[:, 1], s=6, color=REAL_COLOUR, label="real", alpha=0.8,
                linewidths=0)
     ax.scatter(fake[:, 0], fake[:, 1], s=6, color=FAKE_COLOUR, label="generated", alpha=0.8,
