@@ -162,6 +162,27 @@ def test_discriminator_stats_by_hand():
     assert s["js_estimate"].item() == pytest.approx(0.0774337, abs=1e-6)  # literal value
 
 
+def test_discriminator_stats_on_the_scale_of_each_loss():
+    """Only cross-entropy makes D's output a logit: the other losses log raw means, least
+    squares and hinge their own threshold, a Wasserstein critic its W1 estimate, no JS."""
+    real, fake = [2.0, 0.4, -1.0], [0.7, -3.0]
+    for loss, cut in (("least-squares", 0.5), ("hinge", 0.0)):
+        s = discriminator_stats(t(real), t(fake), loss)
+        assert set(s) == {"d_acc", "d_real", "d_fake"}
+        right = sum(r > cut for r in real) + sum(f < cut for f in fake)
+        assert s["d_acc"].item() == pytest.approx(right / 5)
+        assert s["d_real"].item() == pytest.approx(mean(real), rel=1e-6)
+        assert s["d_fake"].item() == pytest.approx(mean(fake), rel=1e-6)
+    assert discriminator_stats(t(real), t(fake), "least-squares")["d_acc"].item() == \
+        pytest.approx(2 / 5)  # 2.0 real; -3.0 fake (0.4 and 0.7 are on the wrong side of 1/2)
+    s = discriminator_stats(t(real), t(fake), "wasserstein")
+    assert set(s) == {"d_real", "d_fake", "w_estimate"}
+    assert s["w_estimate"].item() == pytest.approx(mean(real) - mean(fake), rel=1e-6)
+    assert s["w_estimate"].item() == pytest.approx(1.6166667, abs=1e-6)  # literal value
+    assert discriminator_stats(t(real), t(fake), "cross-entropy").keys() == \
+        discriminator_stats(t(real), t(fake)).keys()
+
+
 def test_discriminator_stats_other_logits():
     real, fake = [3.0, 1.0, 0.2, -0.1], [-2.0, 0.5, -4.0]
     s = discriminator_stats(t(real), t(fake))

@@ -30,6 +30,7 @@ TINY = ["train.batch_size=64", "model.z_dim=4", "model.g_hidden=[16]", "model.d_
         "train.sample_every=6", "train.checkpoint_every=6", "train.eval_every=6",
         "train.eval_samples=200", "train.device=cpu"]
 STATS = ("d_loss", "g_loss", "d_acc", "d_real", "d_fake", "js_estimate")
+CRITIC_STATS = ("d_loss", "g_loss", "d_real", "d_fake", "w_estimate")  # a Wasserstein critic
 PENALISED = {"ring-dragan", "ring-wgan-gp", "grid-wgan-gp"}
 
 # name -> (preset, extra overrides) of the runs checked for an exact resume
@@ -124,8 +125,10 @@ def test_every_toy_preset_runs(preset, runs):
     records = read_metrics(run)
     assert [r["step"] for r in records] == [4, 6, 8, 12]
     n_modes = {"ring": 8, "grid": 25, "mixture-1d": 2}[cfg.data.name]
+    stats = CRITIC_STATS if cfg.loss.discriminator == "wasserstein" else STATS
     for r in records:
-        assert all(np.isfinite(r[k]) for k in STATS)
+        assert set(stats) <= set(r) and all(np.isfinite(r[k]) for k in stats)
+        assert ("js_estimate" in r) == (stats is STATS) and ("w_estimate" in r) != (stats is STATS)
         evaluated = r["step"] in (6, 12)
         assert {"modes", "hq", "kl"} <= set(r) if evaluated else not {"modes", "hq", "kl"} & set(r)
         if evaluated:
@@ -180,6 +183,39 @@ def test_resume_is_bitwise_equal(name, runs, tmp_path):
         for part in rest:
             node = getattr(node, part)
         assert str(node) == value
+
+
+def test_an_old_critic_window_is_dropped_on_resume(runs, tmp_path):
+    """A WGAN checkpoint written before the critic logged ``w_estimate`` carries a window of
+    d_acc and js_estimate sums: the resume drops it for a fresh one, as for a checkpoint with no
+    window at all, and the weights still come out as in the straight run."""
+    from safetensors.torch import load_file, save_file
+
+    full = tmp_path / "full"  # no eval record at step 6: the checkpoint's window is open
+    with no_pictures():
+        assert cli("train", "ring-wgan-gp", *tiny(12, "train.eval_every=0"), "--out", full) == 0
+    resumed = {}
+    for kind in ("old-window", "no-window"):
+        split = tmp_path / kind
+        shutil.copytree(full, split)
+        shutil.rmtree(split / "checkpoints" / "step_000012")
+        path = split / "checkpoints" / "step_000006" / "state.safetensors"
+        state = load_file(path)
+        assert state["window.steps"] == 2 and "window.w_estimate" in state
+        assert "window.js_estimate" not in state
+        estimate = state.pop("window.w_estimate")
+        if kind == "old-window":  # the sums an older ganforge kept for every D loss
+            state["window.js_estimate"] = estimate
+            state["window.d_acc"] = torch.zeros_like(estimate)
+        else:
+            state = {k: v for k, v in state.items() if not k.startswith("window.")}
+        save_file(state, path)
+        with no_pictures():
+            assert cli("train", "--resume", split) == 0
+        assert_bitwise_equal(ckpt(full, 12), ckpt(split, 12))
+        resumed[kind] = without_time(read_metrics(split))
+    assert resumed["old-window"] == resumed["no-window"]
+    assert all("w_estimate" in r and "js_estimate" not in r for r in resumed["old-window"])
 
 
 def test_mixture_of_generators_trains_its_classifier(runs):

@@ -74,6 +74,13 @@ def test_curves_and_metrics(tmp_path):
     plot_curves(records, tmp_path / "c.png")
     with Image.open(tmp_path / "c.png") as img:
         assert img.format == "PNG" and img.width > img.height
+    critic = [{"step": s, "d_loss": -2.0, "g_loss": 40.0, "d_real": -30.0, "d_fake": -32.0,
+               "w_estimate": 2.0 / s} for s in range(1, 6)]  # a WGAN run: no d_acc, no JS
+    least_squares = [{k: v for k, v in r.items() if k != "js_estimate"} for r in records]
+    for name, recs in (("w.png", critic), ("ls.png", least_squares)):
+        plot_curves(recs, tmp_path / name)
+        with Image.open(tmp_path / name) as img:
+            assert img.size == Image.open(tmp_path / "c.png").size
 
 
 def test_no_module_sets_the_matplotlib_backend():

@@ -112,19 +112,34 @@ g_feature_matching.uses_features = True  # type: ignore[attr-defined]
 G_LOSSES.register("feature-matching")(g_feature_matching)
 
 
-def discriminator_stats(real_logits: Tensor, fake_logits: Tensor) -> dict[str, Tensor]:
-    """What a person watches during training, as detached tensors (no host sync here).
+def discriminator_stats(real_logits: Tensor, fake_logits: Tensor,
+                        loss: str = "cross-entropy") -> dict[str, Tensor]:
+    """What a person watches during training, as detached tensors (no host sync here), on the
+    scale ``loss`` (loss.discriminator) gives D's output.
 
-    js_estimate = 1/2 L(D, G) + log 2 with L = E log D(x) + E log(1 - D(G(z))) (seed 000);
-    at most log 2, approached as D separates real from fake perfectly. With the optimal D it is
-    JS(p_data || p_g) >= 0; any other D gives a lower bound on that, which can be negative.
+    Cross-entropy: d_acc (logit > 0 counts as "real"), d_real and d_fake, the mean D(x) and
+    D(G(z)) as probabilities, and js_estimate = 1/2 L(D, G) + log 2 with L = E log D(x) +
+    E log(1 - D(G(z))) (seed 000): at most log 2, approached as D separates real from fake
+    perfectly. With the optimal D it is JS(p_data || p_g) >= 0; any other D gives a lower bound
+    on that, which can be negative.
+
+    Other losses: d_real and d_fake are means of the raw output. Least squares (targets 0 and 1)
+    counts an output above 1/2 as "real" in d_acc, hinge one above 0. A Wasserstein critic has
+    no such threshold and no JS; it logs w_estimate = E D(x) - E D(G(z)), the critic's estimate
+    of W1(p_data, p_g) (exact for the best 1-Lipschitz critic), the curve WGAN watches.
     """
     real_logits, fake_logits = real_logits.detach().float(), fake_logits.detach().float()
-    value = -(F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean())
-    correct = (real_logits > 0).float().sum() + (fake_logits < 0).float().sum()
-    return {
-        "d_acc": correct / (real_logits.numel() + fake_logits.numel()),
-        "d_real": torch.sigmoid(real_logits).mean(),
-        "d_fake": torch.sigmoid(fake_logits).mean(),
-        "js_estimate": 0.5 * value + math.log(2.0),
-    }
+    if loss == "cross-entropy":
+        real_mean, fake_mean = torch.sigmoid(real_logits).mean(), torch.sigmoid(fake_logits).mean()
+    else:
+        real_mean, fake_mean = real_logits.mean(), fake_logits.mean()
+    stats = {"d_real": real_mean, "d_fake": fake_mean}
+    if loss == "wasserstein":
+        return {**stats, "w_estimate": real_mean - fake_mean}
+    cut = 0.5 if loss == "least-squares" else 0.0
+    correct = (real_logits > cut).float().sum() + (fake_logits < cut).float().sum()
+    stats = {"d_acc": correct / (real_logits.numel() + fake_logits.numel()), **stats}
+    if loss == "cross-entropy":
+        value = -(F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean())
+        stats["js_estimate"] = 0.5 * value + math.log(2.0)
+    return stats

@@ -186,7 +186,8 @@ def _carried_window(state: dict[str, torch.Tensor], device: torch.device,
     """The logging window a checkpoint carried: this rank's sums (the mean of the saved ranks'
     if the run had another number of processes) and how many steps they hold. Older
     checkpoints carry none. ``logged`` says which optional statistics this run logs; a window
-    with others (a penalty or a mixture turned on or off on resume) is dropped for a fresh one."""
+    with others (a penalty or a mixture turned on or off on resume, another D loss) is dropped for a
+    fresh one."""
     sums = {k[7:]: v.to(device) for k, v in state.items() if k.startswith("window.")}
     steps = int(sums.pop("steps", 0))
     if any((k in sums) != on for k, on in logged.items()):
@@ -418,8 +419,10 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
             return run_dir
         batches.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("data.")})
         # the optional statistics iteration() logs, against those of the carried window
-        window, window_steps = _carried_window(state, device, {"penalty": penalty is not None,
-                                                               "info": info})
+        window, window_steps = _carried_window(state, device, {
+            "penalty": penalty is not None, "info": info,
+            "js_estimate": cfg.loss.discriminator == "cross-entropy",
+            "w_estimate": cfg.loss.discriminator == "wasserstein"})
         # training time before this resume (a checkpoint without it: the last record's)
         seconds = float(state["clock.seconds"]) if "clock.seconds" in state else max(
             [r["time"] for r in read_metrics(run_dir / "metrics.jsonl") if r["step"] <= start],
@@ -571,7 +574,7 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
 
         # --- statistics: summed on the device, read back only when logging
         stats = {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(),
-                 **discriminator_stats(real_logits, fake_logits)}
+                 **discriminator_stats(real_logits, fake_logits, cfg.loss.discriminator)}
         if penalty is not None:
             stats["penalty"] = gp.detach()
         if info:
@@ -635,8 +638,10 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
                 metrics_file.flush()
                 if writer is not None:
                     to_tensorboard(step, record, None)
+                watch = ({"d_acc": f"{record['d_acc']:.2f}"} if "d_acc" in record
+                         else {"w_estimate": f"{record['w_estimate']:.3f}"})
                 bar.set_postfix(d_loss=f"{record['d_loss']:.3f}", g_loss=f"{record['g_loss']:.3f}",
-                                d_acc=f"{record['d_acc']:.2f}", refresh=False)
+                                **watch, refresh=False)
             if main and (step % t.sample_every == 0 or last):
                 frame = run_dir / "samples" / f"{checkpoint_name(step)}.png"
                 save_frame(g_eval, d, data, cfg, frame, step)

@@ -109,16 +109,20 @@ def save_figure(fig, path: Path, **savefig) -> None:
 
 
 def plot_curves(records: list[dict], out: Path) -> None:
-    """Losses, D accuracy with D(x) and D(G(z)), and the JS estimate against step (seed 000)."""
+    """Losses, D accuracy with the mean D(x) and D(G(z)), and the JS estimate (seed 000) against
+    step; a Wasserstein critic's run shows its W1 estimate in place of the JS estimate (it logs
+    no accuracy, and its D(x) is the raw output)."""
     if not records:
         return
     step = [r["step"] for r in records]
+    wasserstein = "w_estimate" in records[0]
     fig, axes = figure(1, 3, figsize=(15, 4))
     panels = [
         ("losses", [("d_loss", "D loss"), ("g_loss", "G loss")]),
         ("discriminator", [("d_acc", "D accuracy"), ("d_real", "mean D(x)"),
                            ("d_fake", "mean D(G(z))")]),
-        ("JS estimate: L(D, G)/2 + log 2", [("js_estimate", "JS estimate")]),
+        ("W1 estimate: E D(x) - E D(G(z))", [("w_estimate", "W1 estimate")]) if wasserstein
+        else ("JS estimate: L(D, G)/2 + log 2", [("js_estimate", "JS estimate")]),
     ]
     for ax, (title, series) in zip(axes, panels):
         for key, label in series:
@@ -127,15 +131,20 @@ def plot_curves(records: list[dict], out: Path) -> None:
         ax.set_title(title)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-    # The estimate uses the trained D, not D*: a lower bound on JS that nears log 2 when D
-    # separates perfectly and dips below 0 at steps where D does worse than D(x) = 1/2 everywhere.
-    axes[2].axhline(math.log(2), color="grey", linestyle="--", linewidth=0.8,
-                    label="log 2: D separates perfectly")
-    axes[2].axhline(0.0, color="grey", linestyle=":", linewidth=0.8,
-                    label="0: D no better than a constant 1/2")
     js = [r["js_estimate"] for r in records if "js_estimate" in r]
-    axes[2].set_ylim(min([0.0] + js) - 0.02, 0.95)  # room for the legend above log 2
+    if js:
+        # The estimate uses the trained D, not D*: a lower bound on JS that nears log 2 when D
+        # separates perfectly and dips below 0 at steps where D does worse than D(x) = 1/2.
+        axes[2].axhline(math.log(2), color="grey", linestyle="--", linewidth=0.8,
+                        label="log 2: D separates perfectly")
+        axes[2].axhline(0.0, color="grey", linestyle=":", linewidth=0.8,
+                        label="0: D no better than a constant 1/2")
+        axes[2].set_ylim(min([0.0] + js) - 0.02, 0.95)  # room for the legend above log 2
+    elif not wasserstein:  # least squares, hinge: no divergence estimate to draw
+        axes[2].text(0.5, 0.5, "no JS estimate: it needs loss.discriminator=cross-entropy",
+                     ha="center", va="center", transform=axes[2].transAxes, fontsize="small")
     for ax in axes:
-        ax.legend(fontsize="small")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="small")
     fig.tight_layout()
     save_figure(fig, out, dpi=100)
