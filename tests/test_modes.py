@@ -66,6 +66,27 @@ def test_uniform_over_all_modes_has_zero_kl_and_one_mode_has_log_m():
     assert r["kl"] == pytest.approx(math.log(25))
 
 
+def test_kl_is_against_the_modes_weights():
+    """Data with modes of weights 1/4 and 3/4: a G that draws them in those proportions has KL
+    0; one that draws them evenly has 1/2 log(1/2 / 1/4) + 1/2 log(1/2 / 3/4) = 1/2 log(4/3),
+    the uniform reference's 0 for it being the wrong answer."""
+    centres = np.array([[-3.0, 0.0], [3.0, 0.0]])
+    as_data = np.concatenate([around(centres[0], 250, 0.5), around(centres[1], 750, 0.5)])
+    even = np.concatenate([around(centres[0], 500, 0.5), around(centres[1], 500, 0.5)])
+    assert mode_metrics(as_data, centres, 0.5, weights=[1, 3])["kl"] == \
+        pytest.approx(0.0, abs=1e-12)  # weights are scaled to sum to 1
+    assert mode_metrics(even, centres, 0.5, weights=[0.25, 0.75])["kl"] == \
+        pytest.approx(0.5 * math.log(4 / 3))
+    assert mode_metrics(even, centres, 0.5)["kl"] == pytest.approx(0.0, abs=1e-12)
+    assert mode_metrics(even, centres, 0.5, weights=[2, 2]) == mode_metrics(even, centres, 0.5)
+
+
+@pytest.mark.parametrize("weights", [[1.0], [1.0, 0.0], [1.0, -1.0], [1.0, math.nan]])
+def test_weights_must_be_positive_one_per_mode(weights):
+    with pytest.raises(ValueError, match=r"weights must be one number > 0 per mode \(2\)"):
+        mode_metrics(np.zeros((3, 1)), np.array([[-3.0], [3.0]]), 0.5, weights=weights)
+
+
 def test_uneven_shares_give_the_hand_computed_kl():
     centres = ring_centers()
     samples = np.concatenate([around(centres[2], 300, STD), around(centres[5], 100, STD)])

@@ -80,6 +80,38 @@ def test_mixture_1d_reads_means_stds_weights():
     assert data.weights.tolist() == pytest.approx([0.25, 0.25, 0.5])  # normalised
 
 
+def test_a_mixture_1d_gaussian_of_weight_zero_is_no_mode():
+    data = toy("mixture1d-gan", "data.toy.means=[-1,2,5]", "data.toy.stds=[0.1,0.2,0.3]",
+               "data.toy.weights=[1,0,3]")
+    assert data.centers[:, 0].tolist() == [-1.0, 5.0]
+    assert data.stds.tolist() == pytest.approx([0.1, 0.3])
+    assert data.weights.tolist() == pytest.approx([0.25, 0.75])
+    assert data.source.startswith("mixture-1d: 2 Gaussians")
+
+
+def test_evaluate_scores_the_kl_against_the_data_weights():
+    """A G that puts a quarter of its fixed noise on -3 and the rest on +3 draws exactly the
+    mixture of weights 1/4 and 3/4 (KL near 0), and unevenly for equal weights (KL near
+    1/4 log(1/2) + 3/4 log(3/2) = 0.131)."""
+    from ganforge.train.watch import evaluate
+
+    class Quarter(torch.nn.Module):
+        z_dim = 1
+
+        def __init__(self):
+            super().__init__()
+            self.unused = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, z, y=None):
+            return torch.where(z < -0.6745, -3.0, 3.0)  # the normal's first quartile
+
+    for weights, kl in (("[1,3]", 0.0), ("[1,1]", 0.131)):
+        cfg = load_config("mixture1d-gan", [f"data.toy.weights={weights}", "model.z_dim=1"])
+        result = evaluate(Quarter(), load_data(cfg), cfg, n=4000)
+        assert (result["modes"], result["hq"]) == (2, 100.0)
+        assert result["kl"] == pytest.approx(kl, abs=0.005), weights
+
+
 def test_mixture_1d_sample_statistics():
     # weights 1/4 and 3/4: mean = -3/4 + 9/4 = 1.5; variance = 0.25 + 6.75 = 7 (sd of the mean
     # over 20,000 samples: 0.019)

@@ -108,6 +108,8 @@ def load_toy(cfg) -> ToyData:
         centers = torch.tensor(t.means, dtype=torch.float32)[:, None]
         stds = torch.tensor(t.stds, dtype=torch.float32)
         weights = torch.tensor(t.weights, dtype=torch.float32)
+        keep = weights > 0  # a Gaussian of weight 0 is no mode of the data: it is left out
+        centers, stds, weights = centers[keep], stds[keep], weights[keep]
     else:
         if name == "ring":
             angles = 2 * math.pi * torch.arange(t.modes, dtype=torch.float64) / t.modes

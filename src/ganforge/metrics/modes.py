@@ -8,10 +8,12 @@ VEEGAN) or the grid (25 Gaussians at {-4,-2,0,2,4}^2, std 0.05). From N generate
 - sample x is *high quality* (HQ) if ||x - c_j|| <= threshold * s_j for its nearest centre c_j
   (threshold = 3);
 - mode j is *covered* if at least one HQ sample has c_j as its nearest centre;
-- q_j = (HQ samples nearest to c_j) / (all HQ samples), and the reverse KL against the uniform
-  distribution over modes is KL(q || u) = sum_j q_j log(q_j * M)   (terms with q_j = 0 are 0).
+- q_j = (HQ samples nearest to c_j) / (all HQ samples), and the reverse KL against the modes'
+  weights w_j, uniform in the papers: KL(q || w) = sum_j q_j log(q_j / w_j), which is
+  sum_j q_j log(q_j * M) for w_j = 1/M   (terms with q_j = 0 are 0).
 
-KL is 0 when the HQ samples spread evenly over all modes and log M when they all sit on one.
+KL is 0 when the HQ samples spread over the modes in the data's proportions (evenly, in the
+papers) and log M when they all sit on one of M equal modes.
 """
 from __future__ import annotations
 
@@ -49,19 +51,21 @@ def _as_points(x: Any, name: str) -> np.ndarray:
     return x
 
 
-def mode_metrics(samples: Any, centers: Any, stds: float | Any,
-                 threshold: float = 3.0) -> dict[str, Any]:
+def mode_metrics(samples: Any, centers: Any, stds: float | Any, threshold: float = 3.0,
+                 weights: Any = None) -> dict[str, Any]:
     """Modes covered, % high-quality samples and reverse KL of the PacGAN protocol.
 
     samples: (N, d) or (N,), numpy or torch; centers: (M, d) or (M,); stds: one std for all
-    modes or one per mode. Returns
+    modes or one per mode; weights: the modes' shares of the data, M numbers > 0 (scaled to
+    sum to 1), or None for equal modes. Returns
 
         n       number of samples N
         modes   number of covered modes (at least one HQ sample nearest to them)
         hq      100 * (HQ samples) / N, where HQ means ||x - c_j|| <= threshold * s_j for the
                 nearest centre c_j
-        kl      sum_j q_j log(q_j * M) with q_j the share of HQ samples on mode j;
-                None when there is no HQ sample (the distribution q is undefined)
+        kl      sum_j q_j log(q_j / w_j) with q_j the share of HQ samples on mode j
+                (w_j = 1/M for equal modes); None when there is no HQ sample (the
+                distribution q is undefined)
         counts  HQ samples per mode, in the order of ``centers``
     """
     x = _as_points(samples, "samples")
@@ -76,6 +80,10 @@ def mode_metrics(samples: Any, centers: Any, stds: float | Any,
     if s.ndim > 1 or s.size not in (1, m) or not (s > 0).all():
         raise ValueError(f"stds must be one std > 0 or one per mode ({m}), got {s.tolist()}")
     s = np.broadcast_to(s, (m,))
+    w = np.full(m, 1.0 / m) if weights is None else np.asarray(weights, dtype=np.float64)
+    if w.shape != (m,) or not (w > 0).all() or not np.isfinite(w).all():
+        raise ValueError(f"weights must be one number > 0 per mode ({m}), got {w.tolist()}")
+    w = w / w.sum()
 
     # (N, M) distances; N is thousands and M at most a few dozen, so this stays small.
     dist = np.linalg.norm(x[:, None, :] - c[None, :, :], axis=2)
@@ -85,8 +93,9 @@ def mode_metrics(samples: Any, centers: Any, stds: float | Any,
 
     kl = None
     if counts.sum() > 0:
-        q = counts[counts > 0] / counts.sum()
-        kl = float(np.sum(q * np.log(q * m)))
+        on = counts > 0
+        q = counts[on] / counts.sum()
+        kl = float(np.sum(q * np.log(q / w[on])))
     return {
         "n": len(x),
         "modes": int((counts > 0).sum()),

@@ -93,7 +93,7 @@ EVAL_KEYS = frozenset(IMAGE_METRICS + STACKED_METRICS + TOY_METRICS)  # all eval
 def evaluate(g: nn.Module, data, cfg, n: int | None = None) -> dict:
     """Metrics of G's samples on n samples (default train.eval_samples).
 
-    Toy mixtures: the PacGAN mode metrics (modes, hq, kl). 1-channel images (MNIST-like):
+    Toy mixtures: the PacGAN mode metrics (modes, hq, kl against the modes' weights). 1-channel images (MNIST-like):
     classifier FID, KID, score, precision and recall against the real training data, plus the
     conditional accuracy of conditional models (flat floats, see metrics/image.py).
     Stacked MNIST: modes covered of 1,000 and KL against uniform (metrics/stacked.py).
@@ -122,7 +122,8 @@ def evaluate(g: nn.Module, data, cfg, n: int | None = None) -> dict:
     from ganforge.metrics.modes import mode_metrics
 
     z, _ = fixed_inputs(cfg, n, seed=cfg.train.seed + 999)
-    result = mode_metrics(generate(g, z).numpy(), data.centers.numpy(), data.stds.numpy())
+    result = mode_metrics(generate(g, z).numpy(), data.centers.numpy(), data.stds.numpy(),
+                          weights=data.weights.numpy())
     return {k: result[k] for k in TOY_METRICS}
 
 
