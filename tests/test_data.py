@@ -454,6 +454,17 @@ def test_image_folder_labels_from_subfolders(tmp_path):
     assert "3 class folders" in data.source
 
 
+def test_image_folder_source_says_where_the_classes_came_from(tmp_path):
+    flat = write_png_folder(tmp_path / "flat", n=3, size=(8, 8))
+    data = load_data(folder_cfg(flat, "data.image_size=28"))
+    assert data.num_classes == 1 and "(no class folders: one class)" in data.source
+    mixed = write_png_folder(tmp_path / "mixed", n=4, size=(8, 8), classes=("cats",))
+    write_png_folder(mixed, n=2, size=(8, 8))  # two more straight in the root
+    data = load_data(folder_cfg(mixed, "data.image_size=28"))
+    assert data.num_classes == 2 and data.labels.bincount().tolist() == [2, 4]
+    assert "(1 class folder, and the images directly in it as one more class)" in data.source
+
+
 def image_folder_error(root):
     with pytest.raises(DataError) as info:
         load_data(folder_cfg(root, "data.image_size=32"))

@@ -70,6 +70,15 @@ def image_files(root: Path) -> list[Path]:
     return sorted(files)
 
 
+def _classes_text(classes: list[str]) -> str:
+    """How the labels came about; "" is the class of the images directly in the root."""
+    folders = len([c for c in classes if c])
+    if not folders:
+        return "no class folders: one class"
+    text = f"{folders} class folder{'s' if folders != 1 else ''}"
+    return text + (", and the images directly in it as one more class" if "" in classes else "")
+
+
 @DATASETS.register("image-folder")
 def load_image_folder(cfg) -> ImageData:
     if not cfg.data.root.strip():
@@ -96,6 +105,5 @@ def load_image_folder(cfg) -> ImageData:
     images = images[:, None] if images.ndim == 3 else images.permute(0, 3, 1, 2)
     labels = torch.tensor([classes.index(g) for g in groups], dtype=torch.int64)
     return ImageData(images.contiguous(), labels, len(classes),
-                     f"image-folder: {found} from '{root}' "
-                     f"({len(classes)} class folder{'s' if len(classes) != 1 else ''})",
+                     f"image-folder: {found} from '{root}' ({_classes_text(classes)})",
                      more="raise data.limit" if keep is not None else "add images to data.root")
