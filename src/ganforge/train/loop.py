@@ -186,8 +186,8 @@ def _carried_window(state: dict[str, torch.Tensor], device: torch.device,
     """The logging window a checkpoint carried: this rank's sums (the mean of the saved ranks'
     if the run had another number of processes) and how many steps they hold. Older
     checkpoints carry none. ``logged`` says which optional statistics this run logs; a window
-    with others (a penalty or a mixture turned on or off on resume, another D loss) is dropped for a
-    fresh one."""
+    with others (a penalty or a mixture turned on or off on resume, another D loss) is dropped
+    for a fresh one."""
     sums = {k[7:]: v.to(device) for k, v in state.items() if k.startswith("window.")}
     steps = int(sums.pop("steps", 0))
     if any((k in sums) != on for k, on in logged.items()):

@@ -93,9 +93,10 @@ EVAL_KEYS = frozenset(IMAGE_METRICS + STACKED_METRICS + TOY_METRICS)  # all eval
 def evaluate(g: nn.Module, data, cfg, n: int | None = None) -> dict:
     """Metrics of G's samples on n samples (default train.eval_samples).
 
-    Toy mixtures: the PacGAN mode metrics (modes, hq, kl against the modes' weights). 1-channel images (MNIST-like):
-    classifier FID, KID, score, precision and recall against the real training data, plus the
-    conditional accuracy of conditional models (flat floats, see metrics/image.py).
+    Toy mixtures: the PacGAN mode metrics (modes, hq, kl against the modes' weights).
+    1-channel images (MNIST-like): classifier FID, KID, score, precision and recall against the
+    real training data, plus the conditional accuracy of conditional models (flat floats, see
+    metrics/image.py).
     Stacked MNIST: modes covered of 1,000 and KL against uniform (metrics/stacked.py).
     3-channel images: FID, KID, Inception score, precision and recall in InceptionV3's space
     (metrics/inception.py; :func:`check_evaluation` loads it before training starts)."""
