@@ -166,21 +166,51 @@ def test_discriminator_stats_on_the_scale_of_each_loss():
     """Only cross-entropy makes D's output a logit: the other losses log raw means, least
     squares and hinge their own threshold, a Wasserstein critic its W1 estimate, no JS."""
     real, fake = [2.0, 0.4, -1.0], [0.7, -3.0]
-    for loss, cut in (("least-squares", 0.5), ("hinge", 0.0)):
+    for loss, cut, estimate in (("least-squares", 0.5, "delta_estimate"),
+                                ("hinge", 0.0, "tv_estimate")):
         s = discriminator_stats(t(real), t(fake), loss)
-        assert set(s) == {"d_acc", "d_real", "d_fake"}
+        assert set(s) == {"d_acc", "d_real", "d_fake", estimate}
         right = sum(r > cut for r in real) + sum(f < cut for f in fake)
         assert s["d_acc"].item() == pytest.approx(right / 5)
         assert s["d_real"].item() == pytest.approx(mean(real), rel=1e-6)
         assert s["d_fake"].item() == pytest.approx(mean(fake), rel=1e-6)
     assert discriminator_stats(t(real), t(fake), "least-squares")["d_acc"].item() == \
         pytest.approx(2 / 5)  # 2.0 real; -3.0 fake (0.4 and 0.7 are on the wrong side of 1/2)
+    # hinge: real terms 0, 0.6, 2; fake terms 1.7, 0 -> L = 2.6/3 + 1.7/2 ; least squares: real
+    # terms 1, 0.36, 4, fake terms 0.49, 9 -> L = 1/2 (5.36/3 + 9.49/2)
+    assert discriminator_stats(t(real), t(fake), "hinge")["tv_estimate"].item() == \
+        pytest.approx(1 - (2.6 / 3 + 1.7 / 2) / 2, rel=1e-5)
+    assert discriminator_stats(t(real), t(fake), "least-squares")["delta_estimate"].item() == \
+        pytest.approx(2 - 4 * (5.36 / 3 + 9.49 / 2), rel=1e-6)
     s = discriminator_stats(t(real), t(fake), "wasserstein")
     assert set(s) == {"d_real", "d_fake", "w_estimate"}
     assert s["w_estimate"].item() == pytest.approx(mean(real) - mean(fake), rel=1e-6)
     assert s["w_estimate"].item() == pytest.approx(1.6166667, abs=1e-6)  # literal value
     assert discriminator_stats(t(real), t(fake), "cross-entropy").keys() == \
         discriminator_stats(t(real), t(fake)).keys()
+
+
+def test_each_distance_estimate_is_exact_for_the_best_d():
+    """p = (3/4, 1/4) and q = (1/4, 3/4) on two points a, b, drawn exactly: 3 real samples at a
+    and 1 at b, 1 fake at a and 3 at b. The best D of each loss turns its estimate into the
+    distance itself: JS with logit log(p/q), total variation 1/2 with sign(p - q) (hinge),
+    the triangular discrimination (1/2)^2 / 1 + (1/2)^2 / 1 = 1/2 with p / (p + q) (least
+    squares), and a constant D (no better than chance) gives 0. Any other D gives less."""
+    def batches(at_a, at_b):
+        return t([at_a] * 3 + [at_b]), t([at_a] + [at_b] * 3)
+
+    js = 0.75 * math.log(1.5) + 0.25 * math.log(0.5)  # KL(p || m) = KL(q || m), m uniform
+    for loss, name, best, constant, distance in (
+            ("cross-entropy", "js_estimate", (math.log(3), -math.log(3)), 0.0, js),
+            ("hinge", "tv_estimate", (1.0, -1.0), 0.0, 0.5),
+            ("least-squares", "delta_estimate", (0.75, 0.25), 0.5, 0.5)):
+        estimate = discriminator_stats(*batches(*best), loss)[name].item()
+        assert estimate == pytest.approx(distance, abs=1e-6), loss
+        assert discriminator_stats(*batches(constant, constant), loss)[name].item() == \
+            pytest.approx(0.0, abs=1e-6)
+        for a, b in ((best[0] * 0.8, best[1] * 0.8), (best[0] + 0.3, best[1] + 0.3),
+                     (best[0] * 1.5, best[1] * 1.5)):
+            assert discriminator_stats(*batches(a, b), loss)[name].item() < estimate, (loss, a)
 
 
 def test_discriminator_stats_other_logits():

@@ -185,15 +185,20 @@ def test_resume_is_bitwise_equal(name, runs, tmp_path):
         assert str(node) == value
 
 
-def test_an_old_critic_window_is_dropped_on_resume(runs, tmp_path):
-    """A WGAN checkpoint written before the critic logged ``w_estimate`` carries a window of
-    d_acc and js_estimate sums: the resume drops it for a fresh one, as for a checkpoint with no
-    window at all, and the weights still come out as in the straight run."""
+@pytest.mark.parametrize("preset,losses,estimate,old", [
+    ("ring-wgan-gp", [], "w_estimate", {"js_estimate", "d_acc"}),
+    ("ring-gan", ["loss.discriminator=hinge", "loss.generator=hinge"], "tv_estimate", set())])
+def test_a_window_of_other_statistics_is_dropped_on_resume(runs, tmp_path, preset, losses,
+                                                           estimate, old):
+    """A checkpoint written before the D loss logged its distance estimate carries a window of
+    other sums (a WGAN critic's: d_acc and js_estimate; a hinge D's: no estimate): the resume
+    drops it for a fresh one, as for a checkpoint with no window at all, and the weights still
+    come out as in the straight run."""
     from safetensors.torch import load_file, save_file
 
     full = tmp_path / "full"  # no eval record at step 6: the checkpoint's window is open
     with no_pictures():
-        assert cli("train", "ring-wgan-gp", *tiny(12, "train.eval_every=0"), "--out", full) == 0
+        assert cli("train", preset, *tiny(12, "train.eval_every=0", *losses), "--out", full) == 0
     resumed = {}
     for kind in ("old-window", "no-window"):
         split = tmp_path / kind
@@ -201,12 +206,11 @@ def test_an_old_critic_window_is_dropped_on_resume(runs, tmp_path):
         shutil.rmtree(split / "checkpoints" / "step_000012")
         path = split / "checkpoints" / "step_000006" / "state.safetensors"
         state = load_file(path)
-        assert state["window.steps"] == 2 and "window.w_estimate" in state
-        assert "window.js_estimate" not in state
-        estimate = state.pop("window.w_estimate")
-        if kind == "old-window":  # the sums an older ganforge kept for every D loss
-            state["window.js_estimate"] = estimate
-            state["window.d_acc"] = torch.zeros_like(estimate)
+        assert state["window.steps"] == 2 and f"window.{estimate}" in state
+        assert not {f"window.{k}" for k in old} & set(state)
+        sums = state.pop(f"window.{estimate}")
+        if kind == "old-window":  # the sums an older ganforge kept for this D loss
+            state.update({f"window.{k}": torch.zeros_like(sums) for k in old})
         else:
             state = {k: v for k, v in state.items() if not k.startswith("window.")}
         save_file(state, path)
@@ -215,7 +219,7 @@ def test_an_old_critic_window_is_dropped_on_resume(runs, tmp_path):
         assert_bitwise_equal(ckpt(full, 12), ckpt(split, 12))
         resumed[kind] = without_time(read_metrics(split))
     assert resumed["old-window"] == resumed["no-window"]
-    assert all("w_estimate" in r and "js_estimate" not in r for r in resumed["old-window"])
+    assert all(estimate in r and not old & set(r) for r in resumed["old-window"])
 
 
 def test_mixture_of_generators_trains_its_classifier(runs):

@@ -71,13 +71,16 @@ def test_curves_and_metrics(tmp_path):
     records = [{**RECORD, "step": s, "js_estimate": -0.1 + 0.05 * s} for s in range(1, 6)]
     (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records) + "\n")
     assert read_metrics(tmp_path / "m.jsonl") == records  # blank lines skipped
+    assert read_metrics(str(tmp_path / "m.jsonl")) == records
     plot_curves(records, tmp_path / "c.png")
     with Image.open(tmp_path / "c.png") as img:
         assert img.format == "PNG" and img.width > img.height
     critic = [{"step": s, "d_loss": -2.0, "g_loss": 40.0, "d_real": -30.0, "d_fake": -32.0,
                "w_estimate": 2.0 / s} for s in range(1, 6)]  # a WGAN run: no d_acc, no JS
-    least_squares = [{k: v for k, v in r.items() if k != "js_estimate"} for r in records]
-    for name, recs in (("w.png", critic), ("ls.png", least_squares)):
+    least_squares = [{**{k: v for k, v in r.items() if k != "js_estimate"},
+                      "delta_estimate": 0.3 * r["step"]} for r in records]
+    custom = [{k: v for k, v in r.items() if k != "js_estimate"} for r in records]  # no estimate
+    for name, recs in (("w.png", critic), ("ls.png", least_squares), ("own.png", custom)):
         plot_curves(recs, tmp_path / name)
         with Image.open(tmp_path / name) as img:
             assert img.size == Image.open(tmp_path / "c.png").size

@@ -112,21 +112,36 @@ g_feature_matching.uses_features = True  # type: ignore[attr-defined]
 G_LOSSES.register("feature-matching")(g_feature_matching)
 
 
+# Each D loss bounds a distance between p_data and p_g: for the best D, J(D*) = offset - scale *
+# distance, so (offset - J(D)) / scale is at most the distance for any D. (name, offset, scale):
+DISTANCE_ESTIMATES = {
+    "cross-entropy": ("js_estimate", math.log(2.0), 1.0),  # Jensen-Shannon, 0 .. log 2
+    "hinge": ("tv_estimate", 2.0, 2.0),  # total variation 1/2 int |p - q|, 0 .. 1
+    "least-squares": ("delta_estimate", 0.25, 0.125),  # triangular int (p - q)^2/(p + q), 0 .. 2
+    "wasserstein": ("w_estimate", 0.0, 1.0),  # W1, over 1-Lipschitz critics only
+}
+
+
 def discriminator_stats(real_logits: Tensor, fake_logits: Tensor,
                         loss: str = "cross-entropy") -> dict[str, Tensor]:
     """What a person watches during training, as detached tensors (no host sync here), on the
     scale ``loss`` (loss.discriminator) gives D's output.
 
-    Cross-entropy: d_acc (logit > 0 counts as "real"), d_real and d_fake, the mean D(x) and
-    D(G(z)) as probabilities, and js_estimate = 1/2 L(D, G) + log 2 with L = E log D(x) +
-    E log(1 - D(G(z))) (seed 000): at most log 2, approached as D separates real from fake
-    perfectly. With the optimal D it is JS(p_data || p_g) >= 0; any other D gives a lower bound
-    on that, which can be negative.
+    d_real and d_fake: the mean D(x) and D(G(z)), as probabilities for cross-entropy (whose
+    output is a logit), raw means otherwise. d_acc: the share D puts on the right side of its
+    threshold (a logit above 0, a least-squares output above 1/2, a hinge one above 0); a
+    Wasserstein critic has no threshold and logs none.
 
-    Other losses: d_real and d_fake are means of the raw output. Least squares (targets 0 and 1)
-    counts an output above 1/2 as "real" in d_acc, hinge one above 0. A Wasserstein critic has
-    no such threshold and no JS; it logs w_estimate = E D(x) - E D(G(z)), the critic's estimate
-    of W1(p_data, p_g) (exact for the best 1-Lipschitz critic), the curve WGAN watches.
+    One distance estimate, (offset - J(D)) / scale from ``DISTANCE_ESTIMATES`` with J(D) the D
+    loss of this batch (without penalties); the best D makes it the distance itself, any other
+    D gives a lower bound, which can be negative. Cross-entropy: js_estimate = log 2 - J(D) =
+    1/2 L(D, G) + log 2 with L = E log D(x) + E log(1 - D(G(z))) (seed 000), the Jensen-Shannon
+    divergence, log 2 when D separates perfectly. Hinge: tv_estimate = 1 - J(D)/2, the total
+    variation distance (1 at best; D* = sign(p - q)). Least squares: delta_estimate = 2 - 8 J(D),
+    the triangular discrimination int (p - q)^2 / (p + q) (2 at best; D* = p / (p + q)).
+    Wasserstein: w_estimate = E D(x) - E D(G(z)) = -J(D), the critic's estimate of W1 (exact
+    for the best 1-Lipschitz critic), the curve WGAN watches. A registered loss of another name
+    logs no estimate.
     """
     real_logits, fake_logits = real_logits.detach().float(), fake_logits.detach().float()
     if loss == "cross-entropy":
@@ -134,12 +149,11 @@ def discriminator_stats(real_logits: Tensor, fake_logits: Tensor,
     else:
         real_mean, fake_mean = real_logits.mean(), fake_logits.mean()
     stats = {"d_real": real_mean, "d_fake": fake_mean}
-    if loss == "wasserstein":
-        return {**stats, "w_estimate": real_mean - fake_mean}
-    cut = 0.5 if loss == "least-squares" else 0.0
-    correct = (real_logits > cut).float().sum() + (fake_logits < cut).float().sum()
-    stats = {"d_acc": correct / (real_logits.numel() + fake_logits.numel()), **stats}
-    if loss == "cross-entropy":
-        value = -(F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean())
-        stats["js_estimate"] = 0.5 * value + math.log(2.0)
+    if loss != "wasserstein":
+        cut = 0.5 if loss == "least-squares" else 0.0
+        correct = (real_logits > cut).float().sum() + (fake_logits < cut).float().sum()
+        stats = {"d_acc": correct / (real_logits.numel() + fake_logits.numel()), **stats}
+    if loss in DISTANCE_ESTIMATES:
+        name, offset, scale = DISTANCE_ESTIMATES[loss]
+        stats[name] = (offset - D_LOSSES.get(loss)(real_logits, fake_logits)) / scale
     return stats

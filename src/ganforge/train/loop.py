@@ -26,7 +26,8 @@ from ganforge.data import load_data
 from ganforge.errors import (NO_SPACE, CheckpointError, ConfigError, DataError,
                              GanforgeError, TrainingDiverged, no_space)
 from ganforge.files import is_temporary, write_text
-from ganforge.losses import D_LOSSES, G_LOSSES, PENALTIES, discriminator_stats
+from ganforge.losses import (D_LOSSES, DISTANCE_ESTIMATES, G_LOSSES, PENALTIES,
+                             discriminator_stats)
 from ganforge.models import build_models
 from ganforge.sampling import sample_z
 from ganforge.train import dist
@@ -421,8 +422,8 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
         # the optional statistics iteration() logs, against those of the carried window
         window, window_steps = _carried_window(state, device, {
             "penalty": penalty is not None, "info": info,
-            "js_estimate": cfg.loss.discriminator == "cross-entropy",
-            "w_estimate": cfg.loss.discriminator == "wasserstein"})
+            **{name: loss == cfg.loss.discriminator
+               for loss, (name, *_) in DISTANCE_ESTIMATES.items()}})
         # training time before this resume (a checkpoint without it: the last record's)
         seconds = float(state["clock.seconds"]) if "clock.seconds" in state else max(
             [r["time"] for r in read_metrics(run_dir / "metrics.jsonl") if r["step"] <= start],

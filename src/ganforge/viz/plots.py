@@ -75,9 +75,10 @@ def make_gif(frames: list[Path | Image.Image], out: Path, ms_per_frame: int = 30
         images[0].save(tmp, **gif)
 
 
-def read_metrics(path: Path) -> list[dict]:
+def read_metrics(path: str | os.PathLike) -> list[dict]:
     """The records of a metrics.jsonl. A last line cut off mid-write (the process was killed,
     the disk filled up) is left out; a resume from the checkpoint before it writes it again."""
+    path = Path(path)
     if not path.is_file():
         return []
     lines = [line for line in path.read_text().splitlines() if line.strip()]
@@ -108,40 +109,55 @@ def save_figure(fig, path: Path, **savefig) -> None:
         fig.savefig(tmp, **savefig)
 
 
+# the third panel of curves.png, by the distance estimate a run logs (losses.DISTANCE_ESTIMATES):
+# title, the estimate's value when D separates perfectly and D's output that does no better than
+# chance (None for a Wasserstein critic, which has neither)
+ESTIMATE_PANELS = {
+    "js_estimate": ("JS estimate: L(D, G)/2 + log 2", (math.log(2), "log 2"), "D(x) = 1/2"),
+    "tv_estimate": ("total variation estimate: 1 - L(D)/2", (1.0, "1"), "output 0"),
+    "delta_estimate": ("triangular discrimination estimate: 2 - 8 L(D)", (2.0, "2"),
+                       "output 1/2"),
+    "w_estimate": ("W1 estimate: E D(x) - E D(G(z))", None, None),
+}
+
+
 def plot_curves(records: list[dict], out: Path) -> None:
-    """Losses, D accuracy with the mean D(x) and D(G(z)), and the JS estimate (seed 000) against
-    step; a Wasserstein critic's run shows its W1 estimate in place of the JS estimate (it logs
-    no accuracy, and its D(x) is the raw output)."""
+    """Losses, D accuracy with the mean D(x) and D(G(z)), and the distance estimate the run's D
+    loss gives (``ESTIMATE_PANELS``: JS for cross-entropy as in seed 000, total variation for
+    hinge, triangular discrimination for least squares, W1 for a Wasserstein critic) against
+    step. A D loss without one gets a note in the third panel."""
     if not records:
         return
     step = [r["step"] for r in records]
-    wasserstein = "w_estimate" in records[0]
+    key = next((k for k in ESTIMATE_PANELS if k in records[0]), None)
+    title, top, chance = ESTIMATE_PANELS.get(key, ("distance estimate", None, None))
     fig, axes = figure(1, 3, figsize=(15, 4))
     panels = [
         ("losses", [("d_loss", "D loss"), ("g_loss", "G loss")]),
         ("discriminator", [("d_acc", "D accuracy"), ("d_real", "mean D(x)"),
                            ("d_fake", "mean D(G(z))")]),
-        ("W1 estimate: E D(x) - E D(G(z))", [("w_estimate", "W1 estimate")]) if wasserstein
-        else ("JS estimate: L(D, G)/2 + log 2", [("js_estimate", "JS estimate")]),
+        (title, [(key, title.split(":")[0])] if key else []),
     ]
-    for ax, (title, series) in zip(axes, panels):
-        for key, label in series:
-            if key in records[0]:
-                ax.plot(step, [r[key] for r in records], label=label, linewidth=1)
-        ax.set_title(title)
+    for ax, (name, series) in zip(axes, panels):
+        for k, label in series:
+            if k in records[0]:
+                ax.plot(step, [r[k] for r in records], label=label, linewidth=1)
+        ax.set_title(name)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-    js = [r["js_estimate"] for r in records if "js_estimate" in r]
-    if js:
-        # The estimate uses the trained D, not D*: a lower bound on JS that nears log 2 when D
-        # separates perfectly and dips below 0 at steps where D does worse than D(x) = 1/2.
-        axes[2].axhline(math.log(2), color="grey", linestyle="--", linewidth=0.8,
-                        label="log 2: D separates perfectly")
+    if top is not None:
+        # The estimate uses the trained D, not D*: a lower bound on the distance that nears its
+        # top when D separates perfectly and dips below 0 at steps where D does worse than a
+        # constant output would.
+        values = [r[key] for r in records if key in r]
+        axes[2].axhline(top[0], color="grey", linestyle="--", linewidth=0.8,
+                        label=f"{top[1]}: D separates perfectly")
         axes[2].axhline(0.0, color="grey", linestyle=":", linewidth=0.8,
-                        label="0: D no better than a constant 1/2")
-        axes[2].set_ylim(min([0.0] + js) - 0.02, 0.95)  # room for the legend above log 2
-    elif not wasserstein:  # least squares, hinge: no divergence estimate to draw
-        axes[2].text(0.5, 0.5, "no JS estimate: it needs loss.discriminator=cross-entropy",
+                        label=f"0: D no better than a constant {chance}")
+        # room for the legend above the top line
+        axes[2].set_ylim(min([0.0] + values) - 0.03 * top[0], 1.37 * top[0])
+    elif key is None:
+        axes[2].text(0.5, 0.5, "this D loss gives no distance estimate",
                      ha="center", va="center", transform=axes[2].transAxes, fontsize="small")
     for ax in axes:
         if ax.get_legend_handles_labels()[0]:
