@@ -232,3 +232,41 @@ def test_image_tensors_interpolate_per_sample():
         assert 0 <= x_hat[i].flatten()[0] <= fake[i].flatten()[0]
     # and the two images drew different a: (1 - a_0) * 1 != (1 - a_1) * 3 / 3
     assert x_hat[0].flatten()[0] != x_hat[1].flatten()[0] / 3
+
+
+class BatchNormD(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(2, 8), nn.BatchNorm1d(8), nn.LeakyReLU(0.2),
+                                 nn.Linear(8, 1))
+
+    def forward(self, x, y=None):
+        return self.net(x).squeeze(1)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_batch_norm_running_statistics_are_left_alone(name, monkeypatch):
+    """The penalty's forward leaves D's batch-norm running statistics (read in eval mode, by the
+    probe of D's features) as they were. Its value and D's gradients are those of a plain
+    forward, which moves the statistics: training mode normalises by the batch's own."""
+    import copy
+
+    import ganforge.losses.penalties as penalties
+
+    torch.manual_seed(0)
+    d = BatchNormD()
+    plain = copy.deepcopy(d)
+    real, fake = batch(seed=6)
+    before = {k: v.clone() for k, v in d.state_dict().items()}
+    value = PENALTIES.get(name)(d, real, fake, None, gen(3))
+    value.backward()
+    assert all(torch.equal(before[k], v) for k, v in d.state_dict().items())
+    with monkeypatch.context() as mp:  # the plain forward, on D's own statistics
+        mp.setattr(penalties.torch.func, "functional_call", lambda m, buffers, args: m(*args))
+        expected = PENALTIES.get(name)(plain, real, fake, None, gen(3))
+    expected.backward()
+    assert torch.equal(value, expected)
+    grads = [(p.grad, q.grad) for p, q in zip(d.parameters(), plain.parameters())]
+    assert all(a is b is None or torch.equal(a, b) for a, b in grads)  # last bias: no grad
+    assert sum(a is not None for a, _ in grads) >= 4
+    assert not torch.equal(plain.net[1].running_mean, before["net.1.running_mean"])
