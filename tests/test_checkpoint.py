@@ -2,6 +2,7 @@
 import errno
 import json
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -227,6 +228,10 @@ def test_load_generator(tmp_path):
     assert same_state(g6.state_dict(), g.state_dict())
     g3, _ = load_generator(tmp_path, step=3)
     assert not same_state(g3.state_dict(), g.state_dict())
+    assert same_state(load_generator(tmp_path, step=np.int64(3))[0].state_dict(), g3.state_dict())
+    for step in ("3", 3.0, True, -3):
+        with pytest.raises(ValueError, match=f"step={step!r}: it must be a whole number >= 0"):
+            load_generator(tmp_path, step=step)
     z, y = torch.randn(2, 6), torch.tensor([1, 2])
     g.eval()
     with torch.no_grad():

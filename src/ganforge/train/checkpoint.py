@@ -24,7 +24,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from ganforge.errors import CheckpointError
+from ganforge.errors import CheckpointError, whole
 from ganforge.files import save_tensors
 
 CKPT_DIR = "checkpoints"
@@ -245,9 +245,7 @@ def _load_model(run_dir: str | Path, step: int | None, which: str,
     from ganforge.models import build_models
     from ganforge.train.loop import resolve_device
 
-    if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
-        raise TypeError(f"step={step!r}: pass a checkpoint's step as an int, or None for the "
-                        "newest")
+    step = None if step is None else whole("step", step)
     if ema is not None and not isinstance(ema, bool):  # ema="no" would ask for the average
         raise TypeError(f"ema={ema!r}: pass True (the moving average), False (the trained "
                         "weights) or None (the average where there is one)")
