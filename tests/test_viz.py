@@ -80,7 +80,9 @@ def test_curves_and_metrics(tmp_path):
     least_squares = [{**{k: v for k, v in r.items() if k != "js_estimate"},
                       "delta_estimate": 0.3 * r["step"]} for r in records]
     custom = [{k: v for k, v in r.items() if k != "js_estimate"} for r in records]  # no estimate
-    for name, recs in (("w.png", critic), ("ls.png", least_squares), ("own.png", custom)):
+    resumed = records + [{**r, "step": r["step"] + 5} for r in critic]  # another D loss from 6
+    for name, recs in (("w.png", critic), ("ls.png", least_squares), ("own.png", custom),
+                       ("resumed.png", resumed)):
         plot_curves(recs, tmp_path / name)
         with Image.open(tmp_path / name) as img:
             assert img.size == Image.open(tmp_path / "c.png").size

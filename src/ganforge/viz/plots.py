@@ -114,8 +114,8 @@ def save_figure(fig, path: Path, **savefig) -> None:
 # chance (None for a Wasserstein critic, which has neither)
 ESTIMATE_PANELS = {
     "js_estimate": ("JS estimate: L(D, G)/2 + log 2", (math.log(2), "log 2"), "D(x) = 1/2"),
-    "tv_estimate": ("total variation estimate: 1 - L(D)/2", (1.0, "1"), "output 0"),
-    "delta_estimate": ("triangular discrimination estimate: 2 - 8 L(D)", (2.0, "2"),
+    "tv_estimate": ("total variation estimate: 1 - J(D)/2", (1.0, "1"), "output 0"),
+    "delta_estimate": ("triangular discrimination estimate: 2 - 8 J(D)", (2.0, "2"),
                        "output 1/2"),
     "w_estimate": ("W1 estimate: E D(x) - E D(G(z))", None, None),
 }
@@ -128,10 +128,11 @@ def plot_curves(records: list[dict], out: Path) -> None:
     step. A D loss without one gets a note in the third panel."""
     if not records:
         return
-    step = [r["step"] for r in records]
-    key = next((k for k in ESTIMATE_PANELS if k in records[0]), None)
+    # a run resumed with another D loss logs other statistics from there on: each series is
+    # drawn where it was logged, and the third panel shows the estimate of the latest records
+    key = next((k for k in ESTIMATE_PANELS if k in records[-1]), None)
     title, top, chance = ESTIMATE_PANELS.get(key, ("distance estimate", None, None))
-    fig, axes = figure(1, 3, figsize=(15, 4))
+    fig, axes = figure(1, 3, figsize=(15, 4), sharex=True)
     panels = [
         ("losses", [("d_loss", "D loss"), ("g_loss", "G loss")]),
         ("discriminator", [("d_acc", "D accuracy"), ("d_real", "mean D(x)"),
@@ -140,8 +141,9 @@ def plot_curves(records: list[dict], out: Path) -> None:
     ]
     for ax, (name, series) in zip(axes, panels):
         for k, label in series:
-            if k in records[0]:
-                ax.plot(step, [r[k] for r in records], label=label, linewidth=1)
+            if logged := [r for r in records if k in r]:
+                ax.plot([r["step"] for r in logged], [r[k] for r in logged], label=label,
+                        linewidth=1)
         ax.set_title(name)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
