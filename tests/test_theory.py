@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ganforge.theory import (JS_TOL, OPTIMAL_D_TOL, generator_losses, optimal_d_experiment,
-                             value_vs_js, write_theory)
+from ganforge.theory import (ESTIMATE_TOL, JS_TOL, OPTIMAL_D_TOL, distance_estimates,
+                             generator_losses, optimal_d_experiment, value_vs_js, write_theory)
 
 LOG2 = math.log(2)
 
@@ -73,7 +73,8 @@ def test_generator_cost_shapes():
 
 def test_write_theory(tmp_path):
     numbers = write_theory(tmp_path / "theory", steps=30)
-    for name in ("optimal_d.png", "value_vs_js.png", "generator_losses.png"):
+    for name in ("optimal_d.png", "value_vs_js.png", "generator_losses.png",
+                 "distance_estimates.png"):
         path = tmp_path / "theory" / name
         assert path.stat().st_size > 0
         with Image.open(path) as img:
@@ -82,6 +83,9 @@ def test_write_theory(tmp_path):
     assert saved == numbers
     assert saved["optimal_d"]["tolerance"] == OPTIMAL_D_TOL and saved["optimal_d"]["steps"] == 30
     assert saved["value_vs_js"]["passed"] is True
+    assert saved["distance_estimates"]["passed"] is True
+    assert set(saved["distance_estimates"]["max_abs_diff"]) == {"cross-entropy", "hinge",
+                                                                "least-squares"}
     assert saved["generator_losses"]["D=0.5"]["non-saturating"] == pytest.approx(0.5 * LOG2)
 
 
@@ -103,3 +107,37 @@ def test_value_vs_js_rejects_an_empty_grid(bad):
 def test_generator_losses_need_d_outputs_in_the_open_unit_interval(d):
     with pytest.raises(ValueError, match=r"1-D array of D outputs D\(G\(z\)\) in \(0, 1\)"):
         generator_losses(d)  # [1.5, -1] gave NaN silently
+
+
+def test_each_d_loss_estimates_its_distance_at_the_best_d():
+    """The statistic discriminator_stats logs for each D loss, from samples judged by that
+    loss's best D, is the distance it names: JS in [0, log 2], total variation in [0, 1],
+    triangular discrimination in [0, 2]; 0 at p_g = p_data."""
+    e = distance_estimates(n=4000)
+    assert max(e["max_abs_diff"].values()) < ESTIMATE_TOL
+    tops = {"cross-entropy": LOG2, "hinge": 1.0, "least-squares": 2.0}
+    for family in ("mean", "weight"):
+        for loss, top in tops.items():
+            d = e[family][loss]["distance"]
+            assert ((d >= -1e-12) & (d <= top + 1e-9)).all()
+            assert d.max() > 0.2 * top  # the families reach far-apart p_g
+    i = int(np.argmin(np.abs(e["weight"]["param"] - 0.5)))  # p_g = p_data
+    for loss in tops:
+        assert e["weight"][loss]["estimate"][i] == pytest.approx(0.0, abs=1e-6)
+    # far apart (mu = 8, one peak 5 std away): total variation is nearly 1, as D* = sign(p - q)
+    assert e["mean"]["hinge"]["distance"][-1] == pytest.approx(0.99, abs=0.01)
+
+
+def test_a_wrong_constant_in_an_estimate_shows(monkeypatch):
+    """Were the hinge statistic 1 - J(D) (scale 1) instead of 1 - J(D)/2, (d) would fail."""
+    import ganforge.losses.adversarial as adversarial
+
+    monkeypatch.setitem(adversarial.DISTANCE_ESTIMATES, "hinge", ("tv_estimate", 2.0, 1.0))
+    e = distance_estimates(n=1000)
+    assert e["max_abs_diff"]["hinge"] > 0.1 and e["max_abs_diff"]["least-squares"] < ESTIMATE_TOL
+
+
+@pytest.mark.parametrize("bad", [{"n": 0}, {"n_grid": 1}, {"limit": 0.0}])
+def test_distance_estimates_reject_empty_settings(bad):
+    with pytest.raises(ValueError, match="distance_estimates needs"):
+        distance_estimates(**bad)

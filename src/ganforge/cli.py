@@ -334,7 +334,12 @@ def _cmd_theory(args) -> int:
     print(f"(b) V(D*, G) vs 2 JS - 2 log 2: max |difference| {b['max_abs_diff']:.2e} "
           f"(tolerance {b['tolerance']:g}); V at p_g = p_data: {b['value_at_p_data']:.6f}")
     print("(c) J(G) against D(G(z)) for " + ", ".join(n["generator_losses"]["D=0.5"]))
-    print(f"wrote optimal_d.png, value_vs_js.png, generator_losses.png and theory.json to {out}")
+    e = n["distance_estimates"]
+    print("(d) each D loss's statistic at its best D vs its distance: max |difference| "
+          + ", ".join(f"{loss} {v:.1e}" for loss, v in e["max_abs_diff"].items())
+          + f" (tolerance {e['tolerance']:g})")
+    print(f"wrote optimal_d.png, value_vs_js.png, generator_losses.png, distance_estimates.png "
+          f"and theory.json to {out}")
     return 0
 
 

@@ -10,8 +10,12 @@ p_data is the 1-D two-peak mixture of seed 002, 1/2 N(-3, 1) + 1/2 N(3, 1).
     independently on a grid, differ by less than JS_TOL.
 (c) ``generator_losses``: J(G) against D(G(z)) for the minimax, non-saturating and
     maximum-likelihood costs, as on the slide "Comparison of generator losses" (seed 004).
+(d) ``distance_estimates``: the distance each D loss estimates during training
+    (``losses.DISTANCE_ESTIMATES``: JS, total variation, triangular discrimination), logged by
+    ``discriminator_stats`` for samples of p_data and p_g judged by that loss's best D, against
+    the distance from its definition. Pass: they differ by less than ESTIMATE_TOL.
 
-``write_theory(out_dir)`` draws the three figures and writes the numbers to theory.json.
+``write_theory(out_dir)`` draws the four figures and writes the numbers to theory.json.
 Everything runs on the CPU in seconds.
 """
 from __future__ import annotations
@@ -26,7 +30,7 @@ import torch
 from torch import nn
 
 from ganforge.files import write_text
-from ganforge.losses import D_LOSSES, G_LOSSES
+from ganforge.losses import D_LOSSES, DISTANCE_ESTIMATES, G_LOSSES, discriminator_stats
 
 DATA_MEANS = (-3.0, 3.0)
 DATA_STD = 1.0
@@ -36,6 +40,8 @@ OPTIMAL_D_TOL = 0.05      # (a) max |D(x) - D*(x)| allowed inside the region bel
 REGION_FRACTION = 1e-3    # (a) D is judged where p_data + p_g > this * max(p_data + p_g)
 OPTIMAL_D_STEPS = 600     # (a) Adam steps; measured max error 0.014 to 0.030 (seeds 0-4)
 JS_TOL = 1e-4             # (b) max |V(D*, G) - (2 JS - 2 log 2)| allowed
+ESTIMATE_TOL = 1e-3       # (d) max |estimate at the best D - distance| allowed
+ESTIMATE_SAMPLES = 20000  # (d) samples of each density; measured max difference 7e-5
 
 GENERATOR_COSTS = ("minimax", "non-saturating", "maximum-likelihood")
 LOG2 = math.log(2.0)
@@ -144,6 +150,15 @@ def _value_and_js(xs: np.ndarray, lp: np.ndarray, lq: np.ndarray) -> tuple[float
     return value, js
 
 
+def _p_g_families() -> dict[str, tuple[np.ndarray, Any]]:
+    """The two families of p_g of (b) and (d): name -> (parameters, log p_g(x, parameter))."""
+    return {
+        "mean": (np.linspace(-8, 8, 161), lambda x, mu: log_normal(x, mu, DATA_STD)),
+        "weight": (np.linspace(0, 1, 101),
+                   lambda x, w: log_mixture(x, DATA_MEANS, DATA_STD, (w, 1 - w))),
+    }
+
+
 def value_vs_js(n_grid: int = 20001, limit: float = 20.0) -> dict[str, Any]:
     """V(D*, G) and 2 JS(p_data || p_g) - 2 log 2 for two families of p_g:
 
@@ -160,20 +175,88 @@ def value_vs_js(n_grid: int = 20001, limit: float = 20.0) -> dict[str, Any]:
                          f"limit={limit}")
     xs = np.linspace(-limit, limit, n_grid)
     lp = log_p_data(xs)
-    families = {
-        "mean": (np.linspace(-8, 8, 161), lambda mu: log_normal(xs, mu, DATA_STD)),
-        "weight": (np.linspace(0, 1, 101),
-                   lambda w: log_mixture(xs, DATA_MEANS, DATA_STD, (w, 1 - w))),
-    }
     out: dict[str, Any] = {}
-    for name, (params, log_q) in families.items():
-        value, js = np.array([_value_and_js(xs, lp, log_q(t)) for t in params]).T
+    for name, (params, log_q) in _p_g_families().items():
+        value, js = np.array([_value_and_js(xs, lp, log_q(xs, t)) for t in params]).T
         out[name] = {"param": params, "value": value, "js": js,
                      "two_js_minus_2log2": 2 * js - 2 * LOG2}
     out["max_abs_diff"] = float(max(np.abs(f["value"] - f["two_js_minus_2log2"]).max()
                                     for f in (out["mean"], out["weight"])))
     # p_g = p_data itself, computed directly rather than picked out of the weight family.
     out["value_at_p_data"] = _value_and_js(xs, lp, lp)[0]
+    return out
+
+
+# ---------------------------------------------------------------- (d) what each D loss estimates
+
+def _best_output(loss: str, lp: np.ndarray, lq: np.ndarray) -> np.ndarray:
+    """The raw output of ``loss``'s best D at points with log densities lp (data), lq (G)."""
+    if loss == "cross-entropy":
+        return lp - lq  # the logit of D* = p / (p + q)
+    if loss == "hinge":
+        return np.sign(lp - lq)
+    return optimal_d(lp, lq)  # least squares: p / (p + q) itself
+
+
+def _quantiles(xs: np.ndarray, lp: np.ndarray, n: int) -> np.ndarray:
+    """n points of the density exp(lp) given on the grid xs, at its (i + 1/2)/n quantiles: a
+    stratified sample, whose means are the integrals up to O(1/n)."""
+    p = np.exp(lp)
+    cdf = np.concatenate([[0.0], np.cumsum((p[1:] + p[:-1]) * np.diff(xs) / 2)])
+    return np.interp((np.arange(n) + 0.5) / n * cdf[-1], cdf, xs)
+
+
+def _distances(xs: np.ndarray, lp: np.ndarray, lq: np.ndarray) -> dict[str, float]:
+    """JS, total variation 1/2 int |p - q| and triangular discrimination int (p - q)^2 / (p + q),
+    each from its definition by the trapezoid rule."""
+    p, q = np.exp(lp), np.exp(lq)
+    total = p + q
+    triangular = np.divide((p - q) ** 2, total, out=np.zeros_like(total), where=total > 0)
+    return {"cross-entropy": _value_and_js(xs, lp, lq)[1],
+            "hinge": 0.5 * _trapezoid(np.abs(p - q), xs),
+            "least-squares": _trapezoid(triangular, xs)}
+
+
+def distance_estimates(n: int = ESTIMATE_SAMPLES, n_grid: int = 20001,
+                       limit: float = 20.0) -> dict[str, Any]:
+    """For the p_g families of (b): the estimate ``discriminator_stats`` logs for each D loss
+    but the Wasserstein one (whose best critic has no closed form), from n samples of p_data
+    and n of p_g judged by that loss's best D, against the distance from its definition.
+
+    With D* the estimate is the distance itself: js_estimate = JS, tv_estimate = total
+    variation (D* = sign(p - q)), delta_estimate = triangular discrimination (D* = p / (p + q)).
+    The samples are stratified (``_quantiles``) so the comparison is not lost in sampling noise.
+    Returns, per family, the parameters and per loss the estimates and distances; and per loss
+    max_abs_diff. Pass when each is below ESTIMATE_TOL (1e-3).
+    """
+    if n < 1 or n_grid < 2 or not limit > 0:
+        raise ValueError(f"distance_estimates needs n >= 1, n_grid >= 2 and limit > 0; got "
+                         f"n={n}, n_grid={n_grid}, limit={limit}")
+    losses = [loss for loss in DISTANCE_ESTIMATES if loss != "wasserstein"]
+    xs = np.linspace(-limit, limit, n_grid)
+    lp = log_p_data(xs)
+    real = _quantiles(xs, lp, n)
+    out: dict[str, Any] = {}
+    for name, (params, log_q) in _p_g_families().items():
+        rows = []
+        for t in params:
+            lq = log_q(xs, t)
+            fake = _quantiles(xs, lq, n)
+            row = {"distance": _distances(xs, lp, lq), "estimate": {}}
+            for loss in losses:
+                outputs = [torch.tensor(_best_output(loss, log_p_data(x), log_q(x, t)))
+                           for x in (real, fake)]
+                key = DISTANCE_ESTIMATES[loss][0]
+                row["estimate"][loss] = discriminator_stats(*outputs, loss)[key].item()
+            rows.append(row)
+        out[name] = {"param": params, **{
+            loss: {"estimate": np.array([r["estimate"][loss] for r in rows]),
+                   "distance": np.array([r["distance"][loss] for r in rows])}
+            for loss in losses}}
+    out["max_abs_diff"] = {
+        loss: float(max(np.abs(out[f][loss]["estimate"] - out[f][loss]["distance"]).max()
+                        for f in ("mean", "weight")))
+        for loss in losses}
     return out
 
 
@@ -261,6 +344,33 @@ def _plot_value_vs_js(b: dict[str, Any], path: Path) -> None:
     save_figure(fig, path, dpi=100)
 
 
+def _plot_distance_estimates(e: dict[str, Any], path: Path) -> None:
+    from ganforge.viz.plots import figure, save_figure
+
+    fig, axes = figure(1, 2, figsize=(11, 4.5), sharey=True)
+    labels = {"mean": "mean μ of p_g = N(μ, 1)",
+              "weight": "weight w of p_g = w N(-3,1) + (1-w) N(3,1)"}
+    names = {"cross-entropy": ("Jensen-Shannon", "tab:blue"),
+             "hinge": ("total variation", "tab:green"),
+             "least-squares": ("triangular discrimination", "tab:red")}
+    for ax, family in zip(axes, ("mean", "weight")):
+        f = e[family]
+        for loss, (distance, colour) in names.items():
+            ax.plot(f["param"], f[loss]["distance"], color=colour, linewidth=2,
+                    label=f"{distance} (integral)")
+            ax.plot(f["param"][::4], f[loss]["estimate"][::4], "o", color=colour, markersize=3,
+                    label=f"{DISTANCE_ESTIMATES[loss][0]}, {loss} D*")
+        ax.set_xlabel(labels[family])
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("distance between p_data and p_g")
+    axes[1].legend(fontsize=7, loc="upper center")
+    worst = max(e["max_abs_diff"].values())
+    fig.suptitle(f"What each D loss estimates: its statistic at the best D against the distance "
+                 f"(max difference {worst:.1e}, tolerance {ESTIMATE_TOL:g})", fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=100)
+
+
 def _plot_generator_losses(c: dict[str, np.ndarray], path: Path) -> None:
     from ganforge.viz.plots import figure, save_figure
 
@@ -286,17 +396,19 @@ def _plot_generator_losses(c: dict[str, np.ndarray], path: Path) -> None:
 
 
 def write_theory(out_dir: Path, steps: int = OPTIMAL_D_STEPS, seed: int = 0) -> dict[str, Any]:
-    """Run (a), (b) and (c); write optimal_d.png, value_vs_js.png, generator_losses.png and
-    theory.json (errors against OPTIMAL_D_TOL = 0.05 and JS_TOL = 1e-4) into out_dir.
-    Returns what theory.json holds."""
+    """Run (a) to (d); write optimal_d.png, value_vs_js.png, generator_losses.png,
+    distance_estimates.png and theory.json (errors against OPTIMAL_D_TOL = 0.05, JS_TOL = 1e-4
+    and ESTIMATE_TOL = 1e-3) into out_dir. Returns what theory.json holds."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     a = optimal_d_experiment(seed=seed, steps=steps)
     b = value_vs_js()
     c = generator_losses(np.array([0.01, 0.5, 0.99]))
+    e = distance_estimates()
     _plot_optimal_d(a, out_dir / "optimal_d.png")
     _plot_value_vs_js(b, out_dir / "value_vs_js.png")
     _plot_generator_losses(generator_losses(), out_dir / "generator_losses.png")
+    _plot_distance_estimates(e, out_dir / "distance_estimates.png")
     numbers = {
         "optimal_d": {
             "max_abs_error": a["max_abs_error"], "mean_abs_error": a["mean_abs_error"],
@@ -313,6 +425,11 @@ def write_theory(out_dir: Path, steps: int = OPTIMAL_D_STEPS, seed: int = 0) -> 
         "generator_losses": {
             f"D={d:g}": {name: float(c[name][i]) for name in GENERATOR_COSTS}
             for i, d in enumerate(c["d"])
+        },
+        "distance_estimates": {
+            "max_abs_diff": e["max_abs_diff"], "tolerance": ESTIMATE_TOL,
+            "passed": max(e["max_abs_diff"].values()) < ESTIMATE_TOL,
+            "samples": ESTIMATE_SAMPLES,
         },
     }
     write_text(out_dir / "theory.json", json.dumps(numbers, indent=2) + "\n")
