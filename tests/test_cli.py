@@ -727,6 +727,19 @@ def test_bad_sample_inputs(args, words, straight, tmp_path, capsys):
     assert snapshot(run) == before
 
 
+@pytest.mark.parametrize("command", ["sample", "eval", "interpolate", "arithmetic", "probe",
+                                     "filters"])
+def test_a_step_that_is_no_checkpoint_step_is_a_usage_error(command, tmp_path, capsys):
+    for step, words in (("-5", "--step: -5 is no checkpoint's step; steps are >= 0"),
+                        ("1.5", "--step: '1.5' is not a whole number")):
+        with pytest.raises(SystemExit) as exit_:
+            cli(command, tmp_path, "--step", step,
+                *([] if command in ("probe", "eval") else ["--out", tmp_path / "x.png"]))
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err
+        assert words in err and len(err.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize("command", ["sample", "interpolate", "arithmetic", "probe", "filters"])
 def test_a_seed_torch_cannot_take_is_a_usage_error(command, tmp_path, capsys):
     for seed, words in ((str(-2 ** 63 - 1), "is out of range; choose -2**63 .. 2**63 - 1"),

@@ -512,6 +512,18 @@ def _seed(text: str) -> int:
     return value
 
 
+def _step(text: str) -> int:
+    """--step: a checkpoint's step, a whole number >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is no checkpoint's step; steps are >= 0")
+    return value
+
+
+STEP_HELP = "checkpoint step (default: the newest)"
 DEVICE_HELP = "where G runs: cpu (the default), auto, cuda, cuda:N or mps"
 
 
@@ -542,7 +554,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--n", type=int, default=100, help="number of samples (default 100)")
     s.add_argument("--label", type=int, help="class to draw (conditional models)")
     s.add_argument("--seed", type=_seed, default=0, help="noise seed (default 0)")
-    s.add_argument("--step", type=int, help="checkpoint step (default: the newest)")
+    s.add_argument("--step", type=_step, help=STEP_HELP)
     s.add_argument("--no-ema", action="store_true", help=NO_EMA_HELP)
     s.add_argument("--out", required=True, help="FILE.png for a grid, FILE.npy for raw samples")
     s.add_argument("--device", default="cpu", help=DEVICE_HELP)
@@ -565,7 +577,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "default $GANFORGE_INCEPTION_WEIGHTS, else torch-fidelity's download")
     e.add_argument("--n", type=int, help="number of samples (default 2500, stacked MNIST 26000; "
                    "--samples: all)")
-    e.add_argument("--step", type=int, help="checkpoint step (default: the newest)")
+    e.add_argument("--step", type=_step, help=STEP_HELP)
     e.add_argument("--no-ema", action="store_true", help=NO_EMA_HELP)
     e.add_argument("--json", action="store_true", help="print the result as JSON")
     e.add_argument("--device", default="cpu", help=DEVICE_HELP + " (and InceptionV3)")
@@ -585,7 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
     ip.add_argument("--spherical", action="store_true",
                     help="slerp the direction and walk the norm linearly (default: straight)")
     ip.add_argument("--seed", type=_seed, default=0, help="noise seed (default 0)")
-    ip.add_argument("--step", type=int, help="checkpoint step (default: the newest)")
+    ip.add_argument("--step", type=_step, help=STEP_HELP)
     ip.add_argument("--no-ema", action="store_true", help=NO_EMA_HELP)
     ip.add_argument("--out", required=True, help="FILE.png (one path a row) or FILE.gif")
     ip.add_argument("--device", default="cpu", help=DEVICE_HELP)
@@ -602,7 +614,7 @@ def build_parser() -> argparse.ArgumentParser:
     ar.add_argument("--orthogonal", action="store_true",
                     help="remove the vector's part along the class means (keeps the digit)")
     ar.add_argument("--seed", type=_seed, default=0, help="noise seed (default 0)")
-    ar.add_argument("--step", type=int, help="checkpoint step (default: the newest)")
+    ar.add_argument("--step", type=_step, help=STEP_HELP)
     ar.add_argument("--no-ema", action="store_true", help=NO_EMA_HELP)
     ar.add_argument("--json", action="store_true", help="print the figures as JSON")
     ar.add_argument("--out", required=True, help="FILE.png: rows z - v, z, z + v")
@@ -615,7 +627,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--draws", type=int, default=5, help="random label draws (default 5)")
     pr.add_argument("--grid", type=int, default=4, help="max-pool every layer to GxG (4)")
     pr.add_argument("--seed", type=_seed, default=0, help="seed of the first draw (default 0)")
-    pr.add_argument("--step", type=int, help="checkpoint step (default: the newest)")
+    pr.add_argument("--step", type=_step, help=STEP_HELP)
     pr.add_argument("--json", action="store_true", help="print the result as JSON")
 
     fi = sub.add_parser("filters", help="D's first-layer filters and top activations")
@@ -625,7 +637,7 @@ def build_parser() -> argparse.ArgumentParser:
     fi.add_argument("--top", type=int, default=8, help="images per channel (default 8)")
     fi.add_argument("--images", type=int, default=2000, help="real images searched (2000)")
     fi.add_argument("--seed", type=_seed, default=0, help="seed of the image draw (default 0)")
-    fi.add_argument("--step", type=int, help="checkpoint step (default: the newest)")
+    fi.add_argument("--step", type=_step, help=STEP_HELP)
     fi.add_argument("--out", required=True, help="FILE.png")
     return p
 

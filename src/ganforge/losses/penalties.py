@@ -30,10 +30,12 @@ def _grad_norm(d: nn.Module, points: Tensor, y: Tensor | None) -> Tensor:
     """||grad_x D(x)|| per sample (per pack for a packed D, whose input is the whole pack),
     differentiable (create_graph) so the penalty trains D."""
     points = points.detach().requires_grad_(True)
-    # D runs on copies of its batch-norm running statistics: this extra forward (of real images,
-    # or of points between real and fake) would move them towards those points, and D in eval
-    # mode (the probe of D's features) reads them. Training mode normalises by each batch's own
-    # statistics, so the penalty and its gradients are the same either way.
+    # D runs on copies of its buffers (in the built-in models, batch-norm running statistics):
+    # this extra forward (of real images, or of points between real and fake) would move them
+    # towards those points, and D in eval mode (the probe of D's features) reads them. Training
+    # mode normalises by each batch's own statistics, so the penalty and its gradients are the
+    # same either way. (A registered D whose forward advances a buffer, as spectral norm's
+    # power iteration does, advances it only in D's own passes.)
     kept = {name: b.clone() for name, b in d.named_buffers()}
     out = torch.func.functional_call(d, kept, (points, y))
     (grad,) = torch.autograd.grad(out.sum(), points, create_graph=True)

@@ -141,9 +141,9 @@ def plot_curves(records: list[dict], out: Path) -> None:
     ]
     for ax, (name, series) in zip(axes, panels):
         for k, label in series:
-            if logged := [r for r in records if k in r]:
-                ax.plot([r["step"] for r in logged], [r[k] for r in logged], label=label,
-                        linewidth=1)
+            if any(k in r for r in records):  # NaN where not logged: the line breaks there
+                ax.plot([r["step"] for r in records], [r.get(k, math.nan) for r in records],
+                        label=label, linewidth=1)
         ax.set_title(name)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
