@@ -181,6 +181,7 @@ def test_settings_script_rejects_a_row_it_does_not_have(capsys):
     ("throughput", ["--warmup", "-1"], "argument --warmup: -1 must be at least 0"),
     ("settings", ["--steps", "-3"], "argument --steps: -3 must be at least 1"),
     ("settings", ["--set", "train.precision=fp64"], "--set train.precision: every row sets its"),
+    ("mode_spread", ["/no/such/run"], "/no/such/run: /no/such/run/config.yaml does not exist"),
 ])
 def test_benchmark_scripts_refuse_bad_arguments_before_running(script, argv, words, capsys):
     """One line and exit code 2 before anything trains, so a --write can never put an empty
@@ -231,3 +232,19 @@ def test_cpu_name_reads_the_model_name_and_falls_back_to_the_architecture(tmp_pa
     info.write_text("processor\t: 0\nBogoMIPS\t: 50.00\n")  # some ARM kernels name no model
     assert cpu_name(info) == (platform.processor() or platform.machine())
     assert cpu_name(tmp_path / "missing") == (platform.processor() or platform.machine())
+
+
+def test_mode_spread_bands_in_the_nearest_modes_std():
+    """Each sample's distance to its nearest centre, over that centre's std: 0.5, 5, 8, 15 and
+    30 std put one sample in each band."""
+    import numpy as np
+
+    import mode_spread
+
+    centers, stds = np.array([[0.0, 0.0], [2.0, 0.0]]), np.array([0.1, 0.2])
+    samples = np.array([[0.05, 0.0], [0.0, 0.5], [3.6, 0.0], [0.0, 1.5], [0.0, -3.0]])
+    s = mode_spread.spread(samples, centers, stds)
+    assert s["shares"] == pytest.approx([20.0] * 5)
+    assert s["median"] == pytest.approx(8.0)
+    offsets = np.array([[0.5, 0], [0, 5], [8, 0], [0, 15], [0, -30]])
+    assert s["axis_std"] == pytest.approx(offsets.std(0).tolist())
