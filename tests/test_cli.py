@@ -727,27 +727,24 @@ def test_bad_sample_inputs(args, words, straight, tmp_path, capsys):
     assert snapshot(run) == before
 
 
-@pytest.mark.parametrize("command", ["sample", "eval", "interpolate", "arithmetic", "probe",
-                                     "filters"])
-def test_a_step_that_is_no_checkpoint_step_is_a_usage_error(command, tmp_path, capsys):
-    for step, words in (("-5", "--step: -5 is no checkpoint's step; steps are >= 0"),
-                        ("1.5", "--step: '1.5' is not a whole number")):
+NUMBER_CASES = {  # option -> (value, words of the one-line usage error)
+    "--seed": [(str(-2 ** 63 - 1), "is out of range; choose -2**63 .. 2**63 - 1"),
+               (str(2 ** 63), f"--seed: {2 ** 63} is out of range"),
+               ("1.5", "--seed: '1.5' is not a whole number")],
+    "--step": [("-5", "--step: -5 is no checkpoint's step; steps are >= 0"),
+               ("1.5", "--step: '1.5' is not a whole number")],
+}
+
+
+@pytest.mark.parametrize("command,option", [
+    *[(c, "--seed") for c in ("sample", "interpolate", "arithmetic", "probe", "filters")],
+    *[(c, "--step") for c in ("sample", "eval", "interpolate", "arithmetic", "probe", "filters")]])
+def test_a_seed_or_step_out_of_range_is_a_usage_error(command, option, tmp_path, capsys):
+    """A seed torch cannot take, a step no checkpoint has: one line, exit code 2."""
+    for value, words in NUMBER_CASES[option]:
         with pytest.raises(SystemExit) as exit_:
-            cli(command, tmp_path, "--step", step,
+            cli(command, tmp_path, option, value,
                 *([] if command in ("probe", "eval") else ["--out", tmp_path / "x.png"]))
-        assert exit_.value.code == 2
-        err = capsys.readouterr().err
-        assert words in err and len(err.strip().splitlines()) == 1
-
-
-@pytest.mark.parametrize("command", ["sample", "interpolate", "arithmetic", "probe", "filters"])
-def test_a_seed_torch_cannot_take_is_a_usage_error(command, tmp_path, capsys):
-    for seed, words in ((str(-2 ** 63 - 1), "is out of range; choose -2**63 .. 2**63 - 1"),
-                        (str(2 ** 63), f"--seed: {2 ** 63} is out of range"),
-                        ("1.5", "--seed: '1.5' is not a whole number")):
-        with pytest.raises(SystemExit) as exit_:
-            cli(command, tmp_path, "--seed", seed,
-                *([] if command == "probe" else ["--out", tmp_path / "x.png"]))
         assert exit_.value.code == 2
         err = capsys.readouterr().err
         assert words in err and len(err.strip().splitlines()) == 1
