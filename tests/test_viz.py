@@ -80,8 +80,10 @@ def test_curves_and_metrics(tmp_path):
     least_squares = [{**{k: v for k, v in r.items() if k != "js_estimate"},
                       "delta_estimate": 0.3 * r["step"]} for r in records]
     custom = [{k: v for k, v in r.items() if k != "js_estimate"} for r in records]  # no estimate
+    own_estimate = [{**r, "chi2_estimate": 0.1} for r in custom]  # DISTANCE_ESTIMATES entry
     resumed = records + [{**r, "step": r["step"] + 5} for r in critic]  # another D loss from 6
     for name, recs in (("w.png", critic), ("ls.png", least_squares), ("own.png", custom),
+                       ("chi2.png", own_estimate),
                        ("resumed.png", resumed)):
         plot_curves(recs, tmp_path / name)
         with Image.open(tmp_path / name) as img:
@@ -193,3 +195,25 @@ def test_a_temporary_name_never_hides_the_error(tmp_path):
         assert is_temporary(tmp.name)
         1 / 0
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_third_panel_draws_the_estimate_a_run_logs(monkeypatch, tmp_path):
+    """Each D loss's estimate is drawn in the third panel with its title (one a registered loss
+    adds to DISTANCE_ESTIMATES too); without one the panel holds a note and no line."""
+    import ganforge.viz.plots as plots
+
+    figures = []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path, **kw: figures.append(fig))
+    base = {k: v for k, v in RECORD.items() if k != "js_estimate"}
+    for key, title in (("js_estimate", "JS estimate"), ("tv_estimate", "total variation"),
+                       ("delta_estimate", "triangular"), ("w_estimate", "W1 estimate"),
+                       ("chi2_estimate", "chi2_estimate"), (None, "distance estimate")):
+        records = [{**base, "step": s, **({key: 0.1 * s} if key else {})} for s in (1, 2)]
+        plots.plot_curves(records, tmp_path / "c.png")
+        panel = figures[-1].axes[2]
+        assert panel.get_title().startswith(title)
+        drawn = [line for line in panel.get_lines() if list(line.get_xdata()) == [1, 2]]
+        assert len(drawn) == (1 if key else 0), key
+        if key:
+            assert list(drawn[0].get_ydata()) == pytest.approx([0.1, 0.2])
+        assert bool(panel.texts) == (key is None)

@@ -130,8 +130,9 @@ def plot_curves(records: list[dict], out: Path) -> None:
         return
     # a run resumed with another D loss logs other statistics from there on: each series is
     # drawn where it was logged, and the third panel shows the estimate of the latest records
-    key = next((k for k in ESTIMATE_PANELS if k in records[-1]), None)
-    title, top, chance = ESTIMATE_PANELS.get(key, ("distance estimate", None, None))
+    key = next((k for k in [*ESTIMATE_PANELS, *records[-1]] if k.endswith("_estimate")
+                and k in records[-1]), None)  # one of the table's, or a registered loss's
+    title, top, chance = ESTIMATE_PANELS.get(key, (key or "distance estimate", None, None))
     fig, axes = figure(1, 3, figsize=(15, 4), sharex=True)
     panels = [
         ("losses", [("d_loss", "D loss"), ("g_loss", "G loss")]),
