@@ -394,7 +394,7 @@ def test_load_generator_checks_step_and_device(tiny, tmp_path):
 
     run = train(load_config("demo", tiny(2)), tmp_path / "run", log=lambda *a: None)
     for step in ("2", 2.0):
-        with pytest.raises(TypeError, match="as an int"):
+        with pytest.raises(ValueError, match=f"step={step!r}: it must be a whole number"):
             load_generator(run, step=step)
     with pytest.raises(ConfigError, match="device='gpu' is not known; choose auto, cpu, cuda"):
         load_generator(run, device="gpu")
