@@ -105,3 +105,23 @@ def test_commands_load_the_average_unless_told_not_to(runs, tmp_path):
 def test_averaging_is_off_in_every_preset():  # as README.md says
     for name in preset_names():
         assert load_config(name).train.ema_decay == 0.0, name
+
+
+def test_the_loop_counts_ema_start_in_training_steps(tmp_path):
+    """With train.ema_start=3 the average is G itself after step 3 and averages from step 4:
+    ema_4 = 0.9 ema_3 + 0.1 g_4 (the loop's steps are 1-based, as EMA.update's)."""
+    from ganforge.train.loop import train
+
+    cfg = load_config("ring-gan", [
+        "train.steps=4", "train.batch_size=32", "model.z_dim=4", "model.g_hidden=[8]",
+        "model.d_hidden=[8]", "train.progress=false", "train.tensorboard=false",
+        "train.eval_every=0", "train.checkpoint_every=1", "train.ema_decay=0.9",
+        "train.ema_start=3"])
+    run = train(cfg, tmp_path / "run", log=None)
+    weights = {(step, name): ckpt(run, step, name)
+               for step in (2, 3, 4) for name in ("generator", "generator_ema")}
+    assert_bitwise_equal(weights[3, "generator"], weights[3, "generator_ema"])
+    assert differs(weights[2, "generator"], weights[3, "generator"])
+    for k, ema in weights[4, "generator_ema"].items():
+        expected = 0.9 * weights[3, "generator_ema"][k] + 0.1 * weights[4, "generator"][k]
+        torch.testing.assert_close(ema, expected, rtol=1e-6, atol=1e-7, msg=k)

@@ -217,3 +217,26 @@ def test_negative_steps_is_a_config_error():
     g, d, opt_d, real, z = make(warm_steps=0)
     with pytest.raises(ConfigError):
         unrolled_fake_logits(d, opt_d, D_LOSS, real, g(z), None, steps=-1)
+
+
+@pytest.mark.parametrize("setting,first_order", [([], False),
+                                                 (["train.unroll_first_order=true"], True)])
+def test_the_loop_passes_the_unroll_settings(setting, first_order, tmp_path, monkeypatch):
+    """train.unroll_steps and train.unroll_first_order reach the unroll the loop calls for G's
+    loss, once per G step (the unroll itself is checked above)."""
+    import ganforge.train.loop as loop
+    from ganforge.config import load_config
+
+    calls = []
+
+    def spy(*args, **kwargs):
+        calls.append((args[6], kwargs["first_order"]))
+        return unrolled_fake_logits(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "unrolled_fake_logits", spy)
+    cfg = load_config("ring-unrolled", [
+        "train.steps=3", "train.batch_size=32", "model.z_dim=4", "model.g_hidden=[8]",
+        "model.d_hidden=[8]", "train.progress=false", "train.tensorboard=false",
+        "train.eval_every=0", "train.unroll_steps=2", *setting])
+    loop.train(cfg, tmp_path / "run", log=None)
+    assert calls == [(2, first_order)] * 3
