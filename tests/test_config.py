@@ -216,6 +216,22 @@ def test_ranges(override, key):
     assert key in one_line_error("demo", [override])
 
 
+@pytest.mark.parametrize("preset,override,words", [
+    ("demo", "loss.info_weight=-0.5", ["loss.info_weight=-0.5", "finite and >= 0"]),
+    ("demo", "loss.info_weight=.inf", ["loss.info_weight=inf", "finite and >= 0"]),
+    ("demo", "loss.info_weight=.nan", ["loss.info_weight=nan", "finite and >= 0"]),
+    # on an arch that takes minibatch discrimination, so only the range check can refuse it
+    ("gan-mnist", "model.minibatch_kernels=-1", ["model.minibatch_kernels=-1", ">= 0"]),
+    ("ring-gan", "model.minibatch_kernels=-3", ["model.minibatch_kernels=-3", ">= 0"]),
+    ("demo", "train.eval_samples=0", ["train.eval_samples=0", ">= 1"]),
+    ("ring-gan", "train.eval_samples=-5", ["train.eval_samples=-5", ">= 1"]),
+])
+def test_ranges_of_info_weight_minibatch_kernels_and_eval_samples(preset, override, words):
+    msg = one_line_error(preset, [override])
+    for w in words:
+        assert w in msg, (w, msg)
+
+
 def test_unknown_preset():
     msg = one_line_error("nosuch")
     assert "nosuch" in msg

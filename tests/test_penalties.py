@@ -152,6 +152,31 @@ def test_dragan_looks_near_the_data_only():
         assert 1.0 - 1e-6 <= v <= (math.sqrt(6.5) - 1) ** 2 + 1e-6
 
 
+def test_dragan_perturbation_scales_with_the_data_std():
+    """Quadratic D (gradient x), real points all at (4, 0): std(real) over all entries is 2
+    (half 4, half 0), so x_hat = real + a * 0.5 * 2 * U(0, 1) moves each coordinate by
+    a * u in [0, 1] (mean 1/4), not by at most 0.5 as a perturbation of 0.5 * noise would."""
+    seen = []
+
+    class Spy(Quadratic):
+        def forward(self, x, y=None):
+            seen.append(x.detach().clone())
+            return super().forward(x, y)
+
+    n = 4000
+    real = torch.tensor([4.0, 0.0]).repeat(n, 1)
+    bound = 0.5 * real.std().item()
+    assert bound == pytest.approx(1.0, abs=1e-3)
+    value = PENALTIES.get("dragan")(Spy(), real, real.clone(), None, gen(5)).item()
+    (x_hat,) = seen
+    offset = x_hat - real
+    assert offset.min().item() >= 0.0 and offset.max().item() <= bound + 1e-6
+    assert offset.max().item() > 0.9  # reaches past 0.5: the step follows std(real)
+    assert offset.mean().item() == pytest.approx(bound / 4, abs=0.02)  # E[a] E[u] = 1/4
+    # the penalty is (||x_hat|| - 1)^2 at exactly those points
+    assert value == pytest.approx((x_hat.norm(dim=1) - 1).pow(2).mean().item(), rel=1e-6)
+
+
 def test_r1_is_at_the_real_points():
     """Quadratic D: r1 = 1/2 E ||x||^2 over the real batch, whatever the fake batch or seed."""
     d = Quadratic()

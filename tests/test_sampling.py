@@ -41,6 +41,18 @@ def test_fixed_inputs_conditional_rows_are_classes():
     assert y.tolist() == [4] * 7
 
 
+def test_fixed_inputs_conditional_rows_wrap_around_the_classes():
+    """Past 100 inputs the rows of ten go on cycling through the classes: row r shows class
+    r % num_classes, so 300 inputs hold every class 30 times."""
+    cfg = load_config("cdcgan-mnist", ["model.z_dim=5"])
+    _, y = fixed_inputs(cfg, 300)
+    assert y.tolist() == [r % 10 for r in range(30) for _ in range(10)]
+    assert y[100:110].tolist() == [0] * 10 and y[290:].tolist() == [9] * 10
+    assert torch.bincount(y, minlength=10).tolist() == [30] * 10
+    _, y = fixed_inputs(cfg, 250)
+    assert y[240:].tolist() == [4] * 10 and y[:100].tolist() == fixed_inputs(cfg, 100)[1].tolist()
+
+
 def test_generate_in_eval_mode_and_in_chunks():
     torch.manual_seed(0)
     cfg = load_config("cdcgan-mnist", ["model.g_width=8", "model.z_dim=5"])

@@ -122,6 +122,19 @@ def test_digit_kl_counts_unequal_digit_shares(good_digits):
     assert r["kl"] == pytest.approx(math.log(100), abs=1e-12)
 
 
+def test_digit_kl_sums_all_three_channels(good_digits):
+    # modes 0, 10, ..., 990: R and G run evenly over all ten digits (KL 0), B is always 0
+    # (KL log 10); 100 modes evenly, so KL of the modes is log(1000 / 100) = log 10 too
+    r = stacked_metrics(stacks(good_digits, list(range(0, 1000, 10))))
+    assert r["modes"] == 100
+    assert r["kl"] == pytest.approx(math.log(10), abs=1e-12)
+    assert r["digit_kl"] == pytest.approx(math.log(10), abs=1e-12)
+    # every sample in mode 0: each channel's digit KL is log 10, their sum 3 log 10 = log 1000
+    r = stacked_metrics(stacks(good_digits, [0] * 10))
+    assert r["kl"] == pytest.approx(math.log(1000), abs=1e-12)
+    assert r["digit_kl"] == pytest.approx(3 * math.log(10), abs=1e-12)
+
+
 def test_channel_digits_needs_three_channels():
     with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
         channel_digits(torch.zeros(4, 1, 28, 28))

@@ -129,6 +129,18 @@ def test_mixture_1d_sample_statistics():
     assert x[x[:, 0] > 0].std().item() == pytest.approx(0.5, abs=0.03)
 
 
+def test_mixture_1d_each_peak_samples_with_its_own_std():
+    # peaks at -5 (std 0.5) and +5 (std 1.0): 10 and 5 stds from 0, so the sign tells them apart
+    data = toy("mixture1d-gan", "data.toy.means=[-5,5]", "data.toy.stds=[0.5,1.0]")
+    x = data.sample(20000, torch.Generator().manual_seed(0))[:, 0]
+    left, right = x[x < 0], x[x > 0]
+    assert len(left) + len(right) == len(x)
+    assert left.mean().item() == pytest.approx(-5.0, abs=0.03)
+    assert right.mean().item() == pytest.approx(5.0, abs=0.05)
+    assert left.std().item() == pytest.approx(0.5, abs=0.03)
+    assert right.std().item() == pytest.approx(1.0, abs=0.05)
+
+
 @pytest.mark.parametrize("preset,modes,std", [("ring-gan", 8, 0.02), ("grid-gan", 25, 0.05)])
 def test_2d_sample_statistics(preset, modes, std):
     data = toy(preset)
@@ -261,6 +273,7 @@ BAD = {
                       ["data.toy.means", "data.toy.stds", "3, 2, 2"]),
     "weights length": ("mixture1d-gan", ["data.toy.weights=[1]"], ["data.toy.weights"]),
     "negative std": ("mixture1d-gan", ["data.toy.stds=[0.5,-1]"], ["data.toy.stds"]),
+    "zero std 1-d": ("mixture1d-gan", ["data.toy.stds=[0.5,0]"], ["data.toy.stds", "> 0"]),
     "ring std": ("ring-gan", ["data.toy.std=0"], ["data.toy.std"]),
     # NaN and infinity passed the range checks: the points came out NaN or inf, or
     # torch.multinomial raised a RuntimeError, after the run folder was written
