@@ -283,3 +283,73 @@ def test_digit_kl_is_low_for_real_digits_and_log10_for_one_digit(digits):
     fours_and_sevens = torch.cat([x[labels == 4][:100], x[labels == 7][:100]])
     assert score_images(fours_and_sevens, x[:200], metrics=("is",))["digit_kl"] == \
         pytest.approx(np.log(5), abs=0.1)
+
+
+# ------------------------------------------------------- each part against what it computes
+
+def test_kid_std_over_subsets_by_hand():
+    """The std is the population std (ddof 0) of the per-subset MMD^2, the subsets drawn as
+    documented: for each, a seeded permutation of a's rows, then one of b's."""
+    g = torch.Generator().manual_seed(2)
+    a, b = torch.randn(12, 3, generator=g).double(), torch.randn(9, 3, generator=g).double() + 0.5
+    an, bn = a.numpy(), b.numpy()
+    k = lambda p, q: (p @ q.T / 3 + 1) ** 3  # noqa: E731
+    gen, m, values = torch.Generator().manual_seed(7), 6, []
+    for _ in range(4):
+        x = an[torch.randperm(12, generator=gen)[:m].numpy()]
+        y = bn[torch.randperm(9, generator=gen)[:m].numpy()]
+        kxx, kyy = k(x, x), k(y, y)
+        values.append((kxx.sum() - np.trace(kxx)) / (m * (m - 1))
+                      + (kyy.sum() - np.trace(kyy)) / (m * (m - 1)) - 2 * k(x, y).mean())
+    mean, std = kid(a, b, subsets=4, subset_size=6, seed=7)
+    assert mean == pytest.approx(float(np.mean(values)), rel=1e-10)
+    assert std == pytest.approx(float(np.std(values)), rel=1e-10) and std > 0
+
+
+def test_inception_score_std_over_splits_by_hand():
+    """Two splits: the first half predicts 10 classes with certainty (IS 10), the second one
+    class (IS 1), so mean 5.5 and (population) std 4.5; a softer case against numpy."""
+    confident = torch.nn.functional.one_hot(torch.arange(100) % 10, 10).double() * 60
+    single = torch.nn.functional.one_hot(torch.full((100,), 3), 10).double() * 60
+    mean, std = inception_score(torch.cat([confident, single]), splits=2)
+    assert mean == pytest.approx(5.5, rel=1e-6) and std == pytest.approx(4.5, rel=1e-6)
+    logits = np.random.default_rng(0).normal(size=(30, 4)) * 2
+    scores = []
+    for chunk in np.array_split(logits, 3):
+        p = np.exp(chunk) / np.exp(chunk).sum(1, keepdims=True)
+        py = p.mean(0)
+        scores.append(np.exp((p * (np.log(p) - np.log(py))).sum(1).mean()))
+    mean, std = inception_score(logits, splits=3)
+    assert mean == pytest.approx(np.mean(scores), rel=1e-10)
+    assert std == pytest.approx(np.std(scores), rel=1e-10) and std > 0
+
+
+def test_rgb_becomes_grey_with_the_601_luma_weights():
+    """grey = 0.299 R + 0.587 G + 0.114 B of the values in [-1, 1]."""
+    rgb = -torch.ones(3, 3, 28, 28)
+    for i in range(3):
+        rgb[i, i] = 1  # pure red, green, blue
+    grey = to_digit_images(rgb)
+    expected = [-1 + 2 * w for w in (0.299, 0.587, 0.114)]
+    torch.testing.assert_close(grey[:, 0, 0, 0], torch.tensor(expected))
+    assert (grey == grey[:, :, :1, :1]).all()
+    red = torch.zeros(1, 3, 28, 28, dtype=torch.uint8)
+    red[:, 0] = 255
+    torch.testing.assert_close(to_digit_images(red), torch.full((1, 1, 28, 28), -1 + 2 * 0.299))
+
+
+def test_score_images_reports_precision_and_recall_the_right_way_round(digits, monkeypatch):
+    """Precision is the share of fake samples inside the real manifold, recall the share of
+    real ones inside the fake manifold: fakes on 5 of 10 real clusters give (1, 0.5). With the
+    classifier's features, 1s only against every digit: high precision, low recall."""
+    import ganforge.metrics.image as image
+
+    centres = torch.randn(10, 8, generator=torch.Generator().manual_seed(0)) * 10
+    real = clusters(centres, 100, seed=1)
+    with monkeypatch.context() as mp:  # the features are the "images" themselves
+        mp.setattr(image, "extract", lambda x: (x.flatten(1).double(), torch.zeros(len(x), 10)))
+        out = score_images(real[:500, None, None], real[:, None, None], metrics=("pr",))
+    assert (out["precision"], out["recall"]) == (1.0, 0.5)
+    x, labels = digits
+    out = score_images(x[labels == 1][:300], x[:300], metrics=("pr",))
+    assert out["precision"] > 0.7 and out["recall"] < 0.4  # measured 0.85 and 0.15

@@ -291,3 +291,49 @@ def test_the_report_of_blank_images_has_no_percentage_change():
         "attribute": "thickness", "quantile": 0.2, "measure": "ink mass (pixels)", "pool": 40,
         "orthogonal": False, "vector_norm": 0.5, "n_edited": 2, "before": 0.0, "rows": rows})
     assert report.splitlines()[-3].split() == ["z", "+", "v", "0.00", "+0.00", "100.0%"]
+
+
+# ------------------------------------------------------- each part against what it computes
+
+@pytest.mark.parametrize("attribute", ["thickness", "slant"])
+def test_attribute_vector_points_from_the_bottom_to_the_top_group(attribute):
+    """v = mean z(top quantile) - mean z(bottom quantile): with an attribute that rises with
+    z[:, 0], v points along +z[:, 0], and equals that difference of means exactly."""
+    gen = torch.Generator().manual_seed(0)
+    z = torch.randn(20, 4, generator=gen)
+    order = z[:, 0].argsort()
+    if attribute == "thickness":  # a flat grey image whose ink rises with z[:, 0]
+        images = torch.sigmoid(z[:, 0]).mul(2).sub(1)[:, None, None, None].expand(20, 1, 28, 28)
+    else:  # bars that lean further right as z[:, 0] grows
+        shear = torch.linspace(-0.6, 0.6, 20)[order.argsort()]
+        images = torch.cat([_bar(float(s)) for s in shear])
+    value = getattr(latent, attribute)(images)
+    top, bottom = set(order[-4:].tolist()), set(order[:4].tolist())
+    assert set(value.argsort()[-4:].tolist()) == top and set(value.argsort()[:4].tolist()) == bottom
+    v, info = latent.attribute_vector(z, torch.zeros(20, dtype=torch.long), attribute, images)
+    assert info["groups"] == [4]  # int(20 * 0.2) a group
+    torch.testing.assert_close(v, z[order[-4:]].mean(0) - z[order[:4]].mean(0))
+    assert v[0] > 1 and v[0] == v.abs().max()
+
+
+def test_arithmetic_change_and_kept_are_as_defined(dcgan, monkeypatch):
+    """change = mean after - mean before, and kept = share whose digit class is the one of the
+    unedited image. A 10-step G draws one digit only, so the classifier is replaced by ink."""
+    g, cfg = load_generator(dcgan)
+    pool = sample_z(300, cfg.model.z_dim, cfg.model.z_dist, torch.Generator().manual_seed(0))
+    middle = latent.thickness(generate(g, pool)).median()
+    fake_class = lambda x: torch.where(latent.thickness(x) > middle, 7, 2)  # noqa: E731
+    monkeypatch.setattr(latent, "digit_class", fake_class)
+    figures, tensors = latent.arithmetic(g, cfg, "thickness", pool=300, edit=60, seed=0)
+    shown = tensors["images"]
+    c0 = fake_class(shown["z"])
+    assert figures["before"] == pytest.approx(float(latent.thickness(shown["z"]).mean()))
+    kept = []
+    for name, row in figures["rows"].items():
+        assert row["mean"] == pytest.approx(float(latent.thickness(shown[name]).mean()))
+        assert row["change"] == pytest.approx(row["mean"] - figures["before"])
+        share = float((fake_class(shown[name]) == c0).double().mean())
+        assert row["kept"] == pytest.approx(share)
+        kept.append(share)
+    assert figures["rows"]["z + v"]["change"] > 0 > figures["rows"]["z - v"]["change"]
+    assert min(kept) < 1  # some digits did change class

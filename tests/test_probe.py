@@ -140,3 +140,72 @@ def test_api_checks_label_counts_layers_and_conditional_labels(dcgan, cdcgan):
     maps = probe.layer_maps(dc, x, y)
     torch.testing.assert_close(feats[:, 0], maps[0][:, 0, :4, :4].amax((1, 2)))
     assert feats.shape == (5, (8 + 16) * 16)
+
+
+# ------------------------------------------------------- each part against what it computes
+
+def test_features_use_the_running_statistics_whatever_the_batch(dcgan):
+    """D sees the digits in eval mode: a D left in training mode gives the same features (its
+    batch norm uses the running statistics, not the batch's), keeps its mode and its stats."""
+    d, _ = load_discriminator(dcgan)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in d.modules())
+    x = torch.rand(6, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    expected = probe.d_features(d, x, batch=6)  # d is in eval mode
+    before = {k: v.clone() for k, v in d.state_dict().items()}
+    d.train()
+    together = probe.d_features(d, x, batch=6)
+    one_by_one = probe.d_features(d, x, batch=1)
+    assert d.training  # handed back in the mode it came in
+    torch.testing.assert_close(together, expected)
+    torch.testing.assert_close(one_by_one, expected)
+    assert all(torch.equal(v, before[k]) for k, v in d.state_dict().items())  # no stats update
+
+
+def test_linear_probe_scores_the_held_out_digits():
+    """The score is accuracy on the test features: labels that contradict the training labels
+    give 0, though the training split itself is fitted perfectly."""
+    train_x = torch.tensor([[-1.0], [1.0]]).repeat(10, 1)
+    train_y = torch.tensor([0, 1]).repeat(10)
+    test_x = torch.tensor([[-1.0], [1.0], [-2.0], [2.0]])
+    assert probe.linear_probe(train_x, train_y, test_x, torch.tensor([0, 1, 0, 1])) == 1.0
+    assert probe.linear_probe(train_x, train_y, test_x, torch.tensor([1, 0, 1, 0])) == 0.0
+    assert probe.linear_probe(train_x, train_y, test_x[:3], torch.tensor([0, 0, 0])) == \
+        pytest.approx(2 / 3)
+
+
+def test_linear_probe_regularisation_follows_C():
+    """C is the inverse L2 strength: C = 1e-4 flattens the weights so that the (unpenalised)
+    intercept decides, predicting the majority class; C = 1 separates the two classes."""
+    train_x = torch.tensor([[-1.0]] * 9 + [[1.0]] * 3)
+    train_y = torch.tensor([0] * 9 + [1] * 3)
+    test_x, test_y = torch.tensor([[1.0], [1.5], [2.0]]), torch.tensor([1, 1, 1])
+    assert probe.linear_probe(train_x, train_y, test_x, test_y, C=1.0) == 1.0
+    assert probe.linear_probe(train_x, train_y, test_x, test_y, C=1e-4) == 0.0
+
+
+def test_untrained_row_uses_a_fresh_d_per_draw(dcgan, monkeypatch):
+    """The "untrained D" features come from a D of the same architecture freshly initialised
+    with seed + i, never from the trained D."""
+    from ganforge.models import build_models
+
+    d, cfg = load_discriminator(dcgan)
+    seen = []
+    real = probe.d_features
+
+    def spy(module, images, grid=4, *args, **kwargs):
+        seen.append({k: v.clone() for k, v in module.state_dict().items()})
+        return real(module, images, grid, *args, **kwargs)
+
+    monkeypatch.setattr(probe, "d_features", spy)
+    result = probe.run_probe(d, cfg, [10], draws=2, seed=3)
+    assert len(seen) == 3  # the trained D once, then one fresh D a draw
+    trained = d.state_dict()
+    assert all(torch.equal(v, seen[0][k]) for k, v in trained.items())
+    for i, state in enumerate(seen[1:]):
+        with torch.random.fork_rng():
+            torch.manual_seed(3 + i)
+            fresh = build_models(cfg)[1].state_dict()
+        assert all(torch.equal(v, state[k]) for k, v in fresh.items())
+        assert any(not torch.equal(v, state[k]) for k, v in trained.items())
+    rows = result["rows"]
+    assert rows["untrained D"]["acc"][10] != rows["trained D"]["acc"][10]
