@@ -112,6 +112,11 @@ def test_precision_recall_cases():
     assert precision_recall(real, real.clone()) == (1.0, 1.0)
     assert precision_recall(real, real + 1000) == (0.0, 0.0)
     assert precision_recall(real, real[:500]) == (1.0, 0.5)  # the real points of 5 clusters
+    # a ball holds its boundary: real points 0, 1, 2, 3 on a line have 1st-neighbour radius 1,
+    # so a fake point at 4 (exactly 1 from 3) is inside and one at 4.5 is not
+    line = torch.tensor([[0.0], [1.0], [2.0], [3.0]], dtype=torch.float64)
+    assert precision_recall(line, torch.tensor([[4.0], [4.5]], dtype=torch.float64), k=1)[0] \
+        == 0.5
     # fresh points on half the clusters (2-D, where 200 points fill a cluster's k-NN balls)
     centres2 = torch.randn(10, 2, generator=torch.Generator().manual_seed(0)) * 10
     precision, recall = precision_recall(clusters(centres2, 200, seed=1),

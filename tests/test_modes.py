@@ -109,6 +109,11 @@ def test_threshold_is_three_stds_of_the_nearest_mode():
     assert r["counts"][:2] == [10, 10] and r["modes"] == 2
     assert r["hq"] == pytest.approx(100 * 20 / 30)
     assert mode_metrics(samples, centres, stds, threshold=4.0)["hq"] == 100.0
+    # a sample exactly at the threshold counts (std 1 at the origin: (3, 0) is 3 std away,
+    # (3, 4) is 5)
+    origin = np.zeros((1, 2))
+    assert mode_metrics(np.array([[3.0, 0.0]]), origin, 1.0)["hq"] == 100.0
+    assert mode_metrics(np.array([[3.0, 4.0]]), origin, 1.0, threshold=5.0)["hq"] == 100.0
 
 
 def test_no_high_quality_sample():
