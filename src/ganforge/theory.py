@@ -236,16 +236,18 @@ def distance_estimates(n: int = ESTIMATE_SAMPLES, n_grid: int = 20001,
     xs = np.linspace(-limit, limit, n_grid)
     lp = log_p_data(xs)
     real = _quantiles(xs, lp, n)
+    lp_real = log_p_data(real)
     out: dict[str, Any] = {}
     for name, (params, log_q) in _p_g_families().items():
         rows = []
         for t in params:
             lq = log_q(xs, t)
             fake = _quantiles(xs, lq, n)
+            # log p_data and log p_g at the real and the fake samples: (lp, lq) for each set
+            at = [(lp_real, log_q(real, t)), (log_p_data(fake), log_q(fake, t))]
             row = {"distance": _distances(xs, lp, lq), "estimate": {}}
             for loss in losses:
-                outputs = [torch.tensor(_best_output(loss, log_p_data(x), log_q(x, t)))
-                           for x in (real, fake)]
+                outputs = [torch.tensor(_best_output(loss, a, b)) for a, b in at]
                 key = DISTANCE_ESTIMATES[loss][0]
                 row["estimate"][loss] = discriminator_stats(*outputs, loss)[key].item()
             rows.append(row)

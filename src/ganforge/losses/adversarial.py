@@ -135,9 +135,10 @@ def discriminator_stats(real_logits: Tensor, fake_logits: Tensor,
     One distance estimate, (offset - J(D)) / scale from ``DISTANCE_ESTIMATES`` with J(D) the D
     loss of this batch (without penalties); the best D makes it the distance itself, any other
     D that judges each sample on its own gives a lower bound, which can be negative (batch norm
-    in training mode lets D see the rest of its batch, and then it can score above it). Cross-entropy: js_estimate = log 2 - J(D) =
-    1/2 L(D, G) + log 2 with L = E log D(x) + E log(1 - D(G(z))) (seed 000), the Jensen-Shannon
-    divergence, log 2 when D separates perfectly. Hinge: tv_estimate = 1 - J(D)/2, the total
+    in training mode lets D see the rest of its batch, and then it can score above it).
+    Cross-entropy: js_estimate = log 2 - J(D) = 1/2 L(D, G) + log 2 with L = E log D(x) +
+    E log(1 - D(G(z))) (seed 000), the Jensen-Shannon divergence, log 2 when D separates
+    perfectly. Hinge: tv_estimate = 1 - J(D)/2, the total
     variation distance (1 at best; D* = sign(p - q)). Least squares: delta_estimate = 2 - 8 J(D),
     the triangular discrimination int (p - q)^2 / (p + q) (2 at best; D* = p / (p + q)).
     Wasserstein: w_estimate = E D(x) - E D(G(z)) = -J(D), the critic's estimate of W1 (exact
