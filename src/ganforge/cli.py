@@ -501,12 +501,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"ganforge: error: {message} (see {self.prog} --help)\n")
 
 
-def _seed(text: str) -> int:
-    """--seed: a whole number torch's generators take, with room for the offsets added to it."""
+def _whole(text: str) -> int:
+    """An option's text as an int; anything else is argparse's one-line usage error."""
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+
+
+def _seed(text: str) -> int:
+    """--seed: a whole number torch's generators take, with room for the offsets added to it."""
+    value = _whole(text)
     if not -2 ** 63 <= value < 2 ** 63:
         raise argparse.ArgumentTypeError(f"{value} is out of range; choose -2**63 .. 2**63 - 1")
     return value
@@ -514,10 +519,7 @@ def _seed(text: str) -> int:
 
 def _step(text: str) -> int:
     """--step: a checkpoint's step, a whole number >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    value = _whole(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"{value} is no checkpoint's step; steps are >= 0")
     return value
