@@ -1,8 +1,11 @@
 """The commands and config keys the documents show exist: a renamed option or key fails here
 instead of leaving README.md, BENCHMARKS.md or `ganforge --help` pointing at nothing."""
+import argparse
 import dataclasses
+import importlib
 import re
 import shlex
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,7 @@ from ganforge.cli import EXAMPLES, build_parser
 from ganforge.config import Config, load_config, preset_names
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
 DOCS = ["README.md", "BENCHMARKS.md"]
 SECTIONS = r"(?:data|model|loss|optim|train)"
 
@@ -109,3 +113,48 @@ def test_every_config_key_named_exists(name):
                            _documents()[name]))
     assert named, name
     assert not named - keys, f"{name} names config keys that do not exist: {named - keys}"
+
+
+def _script_lines(text: str) -> list[str]:
+    """`python benchmarks/NAME.py ...` lines of code blocks and inline spans (which may break
+    across lines in the source), environment variables in front dropped."""
+    spans = re.findall(r"`((?:[A-Z_]+=\S+ )*python benchmarks/[^`]+)`", text, re.S)
+    blocks = re.findall(r"```[a-z]*\n(.*?)```", text, re.S)
+    lines = [line.split(" #")[0] for block in blocks for line in block.splitlines()]
+    found = [" ".join(line.split()) for line in [*spans, *lines] if "python benchmarks/" in line]
+    return [line[line.index("benchmarks/"):] for line in found]
+
+
+class _Parsed(Exception):
+    pass
+
+
+@pytest.mark.parametrize("name", DOCS + ["the scripts' own docstrings"])
+def test_every_benchmark_command_parses(name, monkeypatch):
+    """Each documented benchmark command line is accepted by that script's parser (stopped
+    right after parsing: nothing runs)."""
+    if name in DOCS:
+        lines = _script_lines((ROOT / name).read_text())
+    else:  # usage synopses ("[--steps N]") are not command lines
+        lines = [line.strip() for path in sorted((ROOT / "benchmarks").glob("[a-z]*.py"))
+                 for line in (importlib.import_module(path.stem).__doc__ or "").splitlines()
+                 if line.strip().startswith("python benchmarks/") and "[" not in line]
+        lines = [" ".join(line.split(" #")[0].split())[len("python "):] for line in lines]
+    assert len(lines) >= 5, name
+    parse = argparse.ArgumentParser.parse_args
+
+    def parse_then_stop(parser, args=None, namespace=None):
+        parse(parser, args, namespace)
+        raise _Parsed
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse_then_stop)
+    for line in lines:
+        script, *argv = shlex.split(line)
+        module = importlib.import_module(Path(script).stem)
+        try:
+            module.main(argv)
+        except _Parsed:
+            continue
+        except SystemExit:
+            pytest.fail(f"{name}: {line!r} is not a valid command line")
+        pytest.fail(f"{name}: {script} ran without parsing its arguments")
