@@ -32,6 +32,18 @@ def test_fixed_inputs():
     assert not torch.equal(z, fixed_inputs(other, 12)[0])  # follows train.seed
 
 
+def test_fixed_inputs_take_every_seed_the_config_takes():
+    # a negative train.seed is valid, and so is the evaluation noise's train.seed + 999
+    low = load_config("demo", [f"train.seed={-2 ** 63}"])
+    high = load_config("demo", [f"train.seed={2 ** 63 - 1}"])
+    for cfg in (low, high):
+        z = fixed_inputs(cfg, 4)[0]
+        assert torch.equal(z, fixed_inputs(cfg, 4)[0])
+        assert torch.equal(fixed_inputs(cfg, 4, seed=cfg.train.seed + 999)[0],
+                           fixed_inputs(cfg, 4, seed=cfg.train.seed + 999)[0])
+    assert not torch.equal(fixed_inputs(low, 4, seed=-1)[0], fixed_inputs(low, 4, seed=1)[0])
+
+
 def test_fixed_inputs_conditional_rows_are_classes():
     cfg = load_config("cdcgan-mnist", ["model.z_dim=5"])
     z, y = fixed_inputs(cfg, 100)
@@ -119,8 +131,8 @@ def test_fixed_inputs_and_sample_z_reject_what_they_cannot_honour():
     for n in (2.5, 0, True):
         with pytest.raises(ValueError, match=r"n=.*: it must be a whole number >= 1"):
             fixed_inputs(plain, n)
-    for seed in ("1", -1, 2**64, 1.0):
-        with pytest.raises(ValueError, match=r"seed=.*: it must be a whole number in 0\.\."):
+    for seed in ("1", -2**63 - 1, 2**64, 1.0):
+        with pytest.raises(ValueError, match=r"seed=.*: it must be a whole number in -9223"):
             fixed_inputs(plain, 2, seed=seed)
     # numpy and one-element tensor integers are whole numbers too
     z, y = fixed_inputs(cond, np.int64(3), seed=np.int64(1), label=torch.tensor(4))

@@ -33,7 +33,8 @@ def fixed_inputs(cfg, n: int = 100, seed: int | None = None,
         if not k:
             raise ValueError(f"label={label!r}: this model is unconditional and takes none")
         label = whole("label", label, 0, k - 1)
-    seed = cfg.train.seed + 12345 if seed is None else whole("seed", seed, 0, 2**63 - 1)
+    # torch's generators take -2**63 .. 2**64 - 1: any train.seed plus the loop's offsets
+    seed = cfg.train.seed + 12345 if seed is None else whole("seed", seed, -2**63, 2**64 - 1)
     gen = torch.Generator().manual_seed(seed)
     z = sample_z(n, cfg.model.z_dim, cfg.model.z_dist, gen)
     if not cfg.model.conditional:
