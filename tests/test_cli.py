@@ -532,6 +532,52 @@ def test_ctrl_c_while_the_pictures_are_drawn_still_finishes_them(tiny, tmp_path,
     assert "done: 10 steps" in capsys.readouterr().out
 
 
+def test_ctrl_c_while_a_resume_rewrites_the_run_folder_waits_for_a_step(straight, tiny, tmp_path,
+                                                                      monkeypatch, capsys):
+    """A Ctrl-C as a resume starts rewriting config.yaml and metrics.jsonl does not leave them
+    half-changed: the run trains one step, checkpoints it and stops, and goes on exactly."""
+    import ganforge.train.loop as loop
+
+    run = tmp_path / "run"
+    assert cli("train", "gan-mnist", *tiny(13), "--out", run) == 0
+    real_truncate = loop._truncate_run
+
+    def ctrl_c_then_truncate(*args, **kwargs):
+        signal.raise_signal(signal.SIGINT)  # armed by now: only noted
+        return real_truncate(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "_truncate_run", ctrl_c_then_truncate)
+    assert cli("train", "--resume", run, "train.steps=40") == 0
+    assert "interrupted: checkpoint saved at step 14" in capsys.readouterr().out
+    assert read_metrics(run)[-1]["step"] == 14
+    monkeypatch.undo()
+    assert cli("train", "--resume", run, "train.steps=40") == 0
+    full = straight("gan-mnist")
+    assert_bitwise_equal(ckpt_file(full, 40), ckpt_file(run, 40))
+    assert without_time(read_metrics(run)) == without_time(read_metrics(full))
+
+
+def test_ctrl_c_while_inputs_are_checked_stops_at_once_and_changes_nothing(tiny, tmp_path,
+                                                                         monkeypatch, capsys):
+    import ganforge.train.loop as loop
+
+    run = tmp_path / "run"
+    assert cli("train", "demo", *tiny(10), "--out", run) == 0
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    real_load = loop.load_data
+
+    def ctrl_c_then_load(cfg):
+        signal.raise_signal(signal.SIGINT)
+        return real_load(cfg)
+
+    monkeypatch.setattr(loop, "load_data", ctrl_c_then_load)
+    assert cli("train", "--resume", run, "train.steps=20", "train.seed=7") == 130
+    assert "ganforge: interrupted" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    assert cli("train", "demo", *tiny(10), "--out", tmp_path / "new") == 130
+    assert not (tmp_path / "new").exists()
+
+
 def test_loading_the_classifier_leaves_the_global_rng_alone(monkeypatch):
     from ganforge.metrics import classifier
 

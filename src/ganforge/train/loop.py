@@ -198,14 +198,15 @@ def _carried_window(state: dict[str, torch.Tensor], device: torch.device,
 
 
 class _StopFlag:
-    """The first Ctrl-C (SIGINT) or SIGTERM, which job schedulers send before they kill a job,
-    asks the loop to stop at the end of the current step (then it checkpoints); a second one
-    interrupts at once."""
+    """Once ``armed`` (the run folder is about to change), the first Ctrl-C (SIGINT) or SIGTERM,
+    which job schedulers send before they kill a job, asks the loop to stop at the end of the
+    current step (then it checkpoints); a second one interrupts at once. Before that, while
+    inputs are checked and nothing is written, either interrupts at once."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
-        self.stop = False
+        self.stop = self.armed = False
         self._old: dict = {}
 
     def __enter__(self):
@@ -216,7 +217,7 @@ class _StopFlag:
         return self
 
     def _handle(self, signum, frame):
-        if self.stop:
+        if self.stop or not self.armed:
             raise KeyboardInterrupt
         self.stop = True
 
@@ -270,9 +271,10 @@ def train(cfg: Config, run_dir: str | Path, *, overwrite: bool = False, resume: 
     cuda = [device.index or 0] if device.type == "cuda" else []
     autotune = torch.backends.cudnn.benchmark  # fast_path sets it on CUDA, for this run only
     try:
-        with torch.random.fork_rng(devices=cuda):  # the loop seeds torch's global generator
+        # the loop seeds torch's global generator
+        with torch.random.fork_rng(devices=cuda), _StopFlag() as flag:
             return _train(cfg, run_dir, device, overwrite, resume,
-                          log if dist.is_main() else _quiet)
+                          log if dist.is_main() else _quiet, flag)
     except OSError as e:
         if e.errno not in NO_SPACE:
             raise
@@ -362,7 +364,7 @@ def _check_same_data(cfg: Config, run_dir: Path) -> None:
 
 
 def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, resume: bool,
-           log) -> Path:
+           log, flag: _StopFlag) -> Path:
     t = cfg.train
     main = dist.is_main()
 
@@ -437,6 +439,10 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
             for group in opt.param_groups:
                 group["lr"] = torch.tensor(float(group["lr"]), device=device)
     dist.barrier()  # every rank has checked its inputs before rank 0 writes
+    # from the first write on, Ctrl-C lets the run reach a step and its checkpoint: a resume
+    # cut short while it rewrites config.yaml and metrics.jsonl would leave them for other
+    # settings than the checkpoint's
+    flag.armed = True
     kept = None  # what the run keeps of the checkpoint step's metrics record
     if main:
         if resume:
@@ -592,7 +598,7 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
                desc="train", unit="step", file=sys.stderr,
                mininterval=0.1 if sys.stderr.isatty() else 30.0)  # keep CI logs short
     # an error closes the bar before its message is printed
-    with _StopFlag() as flag, bar, _quiet_full_disk_in_threads():
+    with bar, _quiet_full_disk_in_threads():
         for step in range(start + 1, t.steps + 1):
             if cfg.optim.decay != "none":
                 f = lr_factor(cfg.optim.decay, step, t.steps)
@@ -653,7 +659,7 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
             if stop:
                 break
         bar.close()  # before the pictures, which take a moment
-        if main:  # still under the flag: a first Ctrl-C now does not cut the pictures short
+        if main:  # the flag still holds: a first Ctrl-C now does not cut the pictures short
             metrics_file.close()
             if writer is not None:
                 writer.close()
