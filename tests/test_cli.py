@@ -895,6 +895,29 @@ def test_eval_every_on_rgb_images_without_inception_writes_nothing(tiny, tmp_pat
     assert not run.exists()
 
 
+@pytest.mark.parametrize("extra, message", [
+    (["train.eval_samples=3"], "train.eval_samples=3 is too few for the image metrics of "
+                               "train.eval_every; choose 4 or more (default 2500)"),
+    (["data.limit=3"], "train.eval_every needs at least 4 real images to score against; the "
+                       "data has 3 (raise data.limit or set train.eval_every=0)"),
+])
+def test_eval_every_with_too_few_images_is_refused_before_the_run_changes(extra, message, tiny,
+                                                                          tmp_path, capsys):
+    """precision/recall's k-NN balls need 4 of each: refused up front, not at the first
+    evaluation, when a resume has already rewritten config.yaml or --overwrite removed a run."""
+    run = tmp_path / "run"
+    assert cli("train", "demo", *tiny(4), "--out", run) == 0
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    for args in (["--resume", run, "train.steps=8"], ["demo", *tiny(4), "--out", run,
+                                                      "--overwrite"]):
+        capsys.readouterr()
+        assert cli("train", *args, "train.eval_every=2", *extra) == 2
+        assert one_error_line(capsys) == f"ganforge: error: {message}"
+        assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    assert cli("train", "ring-gan", *tiny(4), "train.eval_every=2", "train.eval_samples=1",
+               "--out", tmp_path / "toy") == 0  # the mode metrics take any number
+
+
 def test_python_api_train_stays_callable(tiny, tmp_path):
     """``ganforge.train`` is also the name of a subpackage, which Python sets on the package
     when it is imported; the README's API calls it as a function, more than once."""

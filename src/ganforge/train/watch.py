@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ganforge.errors import ConfigError, DataError, GanforgeError
 from ganforge.sampling import fixed_inputs, generate
 from ganforge.viz import save_grid
 from ganforge.viz.plots import figure, save_figure
@@ -140,9 +141,16 @@ def _needs_inception(data, cfg) -> bool:
 
 def check_evaluation(data, cfg) -> None:
     """Fail before the run folder is written, not at the first evaluation: ``train.eval_every``
-    on 3-channel images needs torch-fidelity and InceptionV3's weights (a one-line error)."""
+    on images needs at least 4 samples and 4 real images (k-NN precision and recall with k = 3),
+    and on 3-channel images torch-fidelity and InceptionV3's weights (one-line errors)."""
+    images = cfg.train.eval_every and data.kind != "toy" and cfg.data.name != "stacked-mnist"
+    if images and cfg.train.eval_samples < 4:
+        raise ConfigError(f"train.eval_samples={cfg.train.eval_samples} is too few for the image "
+                          "metrics of train.eval_every; choose 4 or more (default 2500)")
+    if images and len(data.images) < 4:
+        raise DataError(f"train.eval_every needs at least 4 real images to score against; the "
+                        f"data has {len(data.images)} (raise data.limit or set train.eval_every=0)")
     if cfg.train.eval_every and _needs_inception(data, cfg):
-        from ganforge.errors import GanforgeError
         from ganforge.metrics.image import feature_extractor
 
         try:
