@@ -515,6 +515,19 @@ def test_resume_from_an_older_checkpoint_to_fewer_steps_drops_later_grids(tiny, 
     assert read_metrics(run)[-1]["step"] == 25
 
 
+def test_a_resume_says_what_it_changes_and_mends_a_hand_edited_config(demo_copy, capsys):
+    run = demo_copy
+    text = (run / "config.yaml").read_text()
+    (run / "config.yaml").write_text(text.replace("  steps: 40\n", "  steps: -3\n"))
+    assert cli("train", "--resume", run) == 2  # the file's own value, and the file named
+    assert one_error_line(capsys) == (f"ganforge: error: {run / 'config.yaml'}: train.steps=-3 "
+                                      "is out of range; it must be >= 1")
+    assert cli("train", "--resume", run, "train.steps=42", "loss.generator=minimax") == 0
+    assert (f"changed on resume from step 40: loss.generator non-saturating -> minimax, "
+            "train.steps -3 -> 42\n") in capsys.readouterr().out
+    assert load_run_config(run / "config.yaml").loss.generator == "minimax"
+
+
 def test_ctrl_c_while_the_pictures_are_drawn_still_finishes_them(tiny, tmp_path, monkeypatch,
                                                                  capsys):
     import ganforge.train.loop as loop
@@ -571,7 +584,7 @@ def test_ctrl_c_while_inputs_are_checked_stops_at_once_and_changes_nothing(tiny,
         return real_load(cfg)
 
     monkeypatch.setattr(loop, "load_data", ctrl_c_then_load)
-    assert cli("train", "--resume", run, "train.steps=20", "train.seed=7") == 130
+    assert cli("train", "--resume", run, "train.steps=20", "loss.generator=minimax") == 130
     assert "ganforge: interrupted" in capsys.readouterr().err
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
     assert cli("train", "demo", *tiny(10), "--out", tmp_path / "new") == 130
@@ -617,6 +630,11 @@ BAD_TRAIN = {
     "resume unknown key": (["--resume", "RUN", "train.stepz=50"], ["train.stepz"]),
     "resume other data": (["--resume", "RUN", "data.name=image-folder", "data.root=MISSING",
                          "train.steps=50"], ["data.name=image-folder is not this run's data"]),
+    "resume other seed": (["--resume", "RUN", "train.seed=7", "train.steps=50"],
+                          ["train.seed=7 is not this run's seed (0)", "a resume keeps it"]),
+    "resume change, no steps": (["--resume", "RUN", "loss.generator=minimax"],
+                                ["already at step 40", "loss.generator non-saturating -> "
+                                 "minimax would not be used"]),
     "resume with preset": (["--resume", "RUN", "demo"], ["demo"]),
     "resume with out": (["--resume", "RUN", "train.steps=50", "--out", "RUN"], ["--out"]),
     "resume not a folder": (["--resume", "MISSING"], ["MISSING"]),

@@ -335,10 +335,32 @@ def load_run_config(path: str | Path, overrides: list[str] = ()) -> Config:
     text = _read_text(path, str(path))
     if not text.strip():
         raise ConfigError(f"{path} is empty; a run's config.yaml holds its whole config")
+    overrides = _listed(overrides)
     # read by the rules it was written with, PyYAML's YAML 1.1: older run folders hold text
     # such as 1e5 unquoted, which YAML 1.2 would read as a number
-    return build_config(_read_yaml(text, str(path), yaml.SafeLoader),
-                        (parse_overrides(_listed(overrides)), "overrides"), base_name=str(path))
+    try:
+        return build_config(_read_yaml(text, str(path), yaml.SafeLoader),
+                            (parse_overrides(overrides), "overrides"), base_name=str(path))
+    except ConfigError as e:
+        if overrides or str(path) in str(e):
+            raise
+        raise ConfigError(f"{path}: {e}") from None  # a value edited by hand
+
+
+def run_settings(path: str | Path) -> dict[str, Any]:
+    """``RUN/config.yaml`` as written, one level of dotted keys (``{"train.steps": 3000}``),
+    not validated: a resume compares it with the config it goes on with, whose overrides may
+    mend a value edited by hand."""
+    path = Path(path)
+    return flat(_read_yaml(_read_text(path, str(path)), str(path), yaml.SafeLoader))
+
+
+def flat(tree: dict, prefix: str = "") -> dict[str, Any]:
+    """Nested settings as dotted keys: ``{"data": {"toy": {"std": 1}}}`` -> ``{"data.toy.std": 1}``."""
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
 
 
 def _listed(overrides) -> list[str]:

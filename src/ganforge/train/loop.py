@@ -350,17 +350,30 @@ def _quiet_full_disk_in_threads():
         threading.excepthook = old
 
 
-def _check_same_data(cfg: Config, run_dir: Path) -> None:
-    """A resume continues a run on the data it trained on: another data.name (ring for grid,
-    fashion-mnist for mnist) would fit the checkpoint's shapes and be taken without a word."""
-    from ganforge.config import load_run_config
+def _resume_changes(cfg: Config, run_dir: Path) -> list[str]:
+    """What a resume changes of the run's config.yaml, as "key old -> new". It refuses another
+    data.name (ring for grid, fashion-mnist for mnist would fit the checkpoint's shapes and be
+    taken without a word) and another train.seed (it would only change the fixed noise of the
+    sample grids and evaluations mid-run: the checkpoint holds the random state)."""
+    from ganforge.config import as_dict, flat, run_settings
 
     if not (run_dir / "config.yaml").is_file():  # latest_checkpoint says what is missing
-        return
-    was = load_run_config(run_dir / "config.yaml").data.name
-    if cfg.data.name != was:
-        raise ConfigError(f"data.name={cfg.data.name} is not this run's data ({was}); a resume "
-                          "continues a run on its own data: train other data into a new --out")
+        return []
+    was, now = run_settings(run_dir / "config.yaml"), flat(as_dict(cfg))
+    changed = [k for k in now if k in was and was[k] != now[k] and k != "description"]
+    if "data.name" in changed:
+        raise ConfigError(f"data.name={cfg.data.name} is not this run's data ({was['data.name']}); "
+                          "a resume continues a run on its own data: train other data into a "
+                          "new --out")
+    if "train.seed" in changed:
+        raise ConfigError(f"train.seed={cfg.train.seed} is not this run's seed "
+                          f"({was['train.seed']}); it fixes the noise of the run's sample grids "
+                          "and evaluations, so a resume keeps it: train another seed into a new "
+                          "--out")
+    def text(v):
+        return "null" if v is None else str(v)
+
+    return [f"{k} {text(was[k])} -> {text(now[k])}" for k in changed]
 
 
 def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, resume: bool,
@@ -369,8 +382,7 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
     main = dist.is_main()
 
     # --- everything that can fail on bad input happens before the run folder is touched
-    if resume:
-        _check_same_data(cfg, run_dir)
+    changes = _resume_changes(cfg, run_dir) if resume else []
     data = load_data(cfg)
     k = cfg.model.num_classes
     # a new run of a conditional model learns every label it offers: data without labels, or
@@ -414,6 +426,11 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
             raise CheckpointError(f"the run is already at step {start}; pass train.steps=N with "
                                   f"N > {start} to continue it")
         if t.steps == start:  # trained to the end: only the pictures can be missing
+            unused = [c for c in changes if not c.startswith("train.steps ")]
+            if unused:
+                raise ConfigError(f"the run is already at step {start}, its train.steps: with "
+                                  f"nothing to train, {', '.join(unused)} would not be used "
+                                  f"(pass train.steps=N with N > {start} to train further)")
             if main:
                 _draw_pictures(run_dir)
             log(f"the run is already at step {start}, its train.steps: nothing to train; "
@@ -455,6 +472,8 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
         (run_dir / "samples").mkdir(exist_ok=True)
     log(f"data: {data.source}")
     log(f"run folder: {run_dir} (device {device}, steps {start} -> {t.steps})")
+    if changes:
+        log(f"changed on resume from step {start}: {', '.join(changes)}")
     if resume and (change := version_change(newest)):
         log(f"note: {newest.name} was written by other versions ({change}); the arithmetic can "
             "differ, so the resumed run may not match a straight run bit for bit")
