@@ -68,3 +68,32 @@ def test_one_iteration_follows_algorithm_1(tmp_path, monkeypatch):
     for call in (g_fake1, g_fake2):
         assert call[2] is True and call[3] is False
     assert all(p.requires_grad for p in made["d"].parameters())  # unfrozen after the iteration
+
+
+def test_feature_matching_under_instance_noise_compares_blurred_real_data(tmp_path, monkeypatch):
+    import ganforge.train.loop as loop
+    real_build, seen = loop.build_models, []
+
+    def spy(cfg):
+        g, d = real_build(cfg)
+        features = d.features
+
+        def features_spy(x, y=None):
+            if not torch.is_grad_enabled():  # the G phase's real batch, under no_grad
+                seen.append(x.detach().clone())
+            return features(x, y)
+
+        d.features = features_spy
+        return g, d
+
+    monkeypatch.setattr(loop, "build_models", spy)
+    for name in ("save_frame", "make_gif", "plot_curves"):
+        monkeypatch.setattr(loop, name, lambda *a, **k: None)
+    cfg = load_config("ring-gan", ["train.steps=1", "train.batch_size=64", "model.z_dim=2",
+                                   "model.g_hidden=[8]", "model.d_hidden=[8]",
+                                   "loss.generator=feature-matching", "loss.instance_noise=1.0",
+                                   "train.eval_every=0", "train.progress=false",
+                                   "train.tensorboard=false", "train.device=cpu"])
+    loop.train(cfg, tmp_path / "run", log=None)
+    (real,) = seen  # the G phase's real batch: ring points (radius 2, std 0.02) plus noise 1
+    assert (real.norm(dim=1) - 2).abs().max() > 0.5

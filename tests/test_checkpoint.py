@@ -287,3 +287,14 @@ def test_full_disk_errors_in_other_threads_stay_quiet_during_training(monkeypatc
         assert seen == [ValueError]
     fail(OSError(errno.ENOSPC, "No space left on device"))  # the hook there was is back
     assert seen == [ValueError, OSError]
+
+
+def test_a_checkpoint_of_infinite_weights_is_refused(tmp_path):
+    from ganforge.train.checkpoint import load_checkpoint, save_checkpoint
+    g, d, opt_g, opt_d = setup(make_cfg())
+    with torch.no_grad():
+        next(d.parameters())[0].fill_(float("inf"))
+    path = save_checkpoint(tmp_path, 1, g, d, opt_g, opt_d, {})
+    with pytest.raises(CheckpointError, match=r"discriminator in '.*' holds NaN or infinite "
+                                              r"weights"):
+        load_checkpoint(path, *setup(make_cfg()))

@@ -1099,3 +1099,60 @@ def test_a_stop_resumes_to_a_straight_runs_metrics_grids_and_tensorboard(first, 
     assert sorted(p.name for p in (run / "samples").iterdir()) == \
         sorted(p.name for p in (full / "samples").iterdir())
     assert _tensorboard_steps(run) == _tensorboard_steps(full)
+
+
+def test_resume_restores_torchs_global_generator(tiny, tmp_path, monkeypatch):
+    """A model that draws from torch's global generator (dropout) still resumes bit for bit."""
+    import torch.nn.functional as F
+    import ganforge.train.loop as loop
+    real_build = loop.build_models
+
+    def with_dropout(cfg):
+        g, d = real_build(cfg)
+        forward = d.forward
+        d.forward = lambda x, y=None: forward(F.dropout(x, 0.2, training=d.training), y)
+        return g, d
+
+    monkeypatch.setattr(loop, "build_models", with_dropout)
+    full, split = tmp_path / "full", tmp_path / "split"
+    assert cli("train", "gan-mnist", *tiny(20), "--out", full) == 0
+    assert cli("train", "gan-mnist", *tiny(10), "--out", split) == 0
+    assert cli("train", "--resume", split, "train.steps=20") == 0
+    for name in ("generator", "discriminator"):
+        assert_bitwise_equal(ckpt_file(full, 20, name), ckpt_file(split, 20, name))
+
+
+def test_a_record_off_the_log_schedule_averages_only_its_own_steps(tiny, tmp_path):
+    every, fives = tmp_path / "every", tmp_path / "fives"
+    assert cli("train", "gan-mnist", *tiny(7, "train.log_every=1"), "--out", every) == 0
+    assert cli("train", "gan-mnist", *tiny(7), "--out", fives) == 0  # log_every=5: 5, then 7
+    per_step, records = read_metrics(every), read_metrics(fives)
+    assert [r["step"] for r in records] == [5, 7]
+    for record, steps in zip(records, (range(1, 6), range(6, 8))):
+        for k in ("d_loss", "g_loss", "d_acc", "d_real", "d_fake"):
+            mean = sum(per_step[s - 1][k] for s in steps) / len(steps)
+            assert record[k] == pytest.approx(mean, abs=2e-6), (record["step"], k)
+
+
+def test_a_second_ctrl_c_interrupts_at_once():
+    from ganforge.train.loop import _StopFlag
+    before = signal.getsignal(signal.SIGINT)
+    with _StopFlag() as flag:
+        flag.armed = True  # HEAD (5d3e439) arms the flag at the first write; a no-op at a7775ca
+        signal.raise_signal(signal.SIGINT)
+        assert flag.stop
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) == before
+
+
+def test_overwrite_refuses_a_folder_without_config_yaml_whose_names_look_like_a_run(
+        tiny, tmp_path, capsys):
+    out = tmp_path / "mine"
+    (out / "samples").mkdir(parents=True)
+    (out / "samples" / "holiday.png").write_bytes(b"my own picture")
+    (out / "metrics.jsonl").write_text("my own notes\n")
+    before = snapshot(out)
+    assert cli("train", "demo", *tiny(2), "--out", out, "--overwrite") == 2
+    assert "it has no config.yaml" in one_error_line(capsys)
+    assert snapshot(out) == before

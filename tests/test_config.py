@@ -442,3 +442,14 @@ def test_resolve_device_names_what_this_machine_lacks(monkeypatch):
     with pytest.raises(ConfigError, match="has 1 CUDA device"):
         resolve_device("cuda:1")
     assert resolve_device("cuda:0") == torch.device("cuda:0")
+
+
+def test_a_cuda_device_without_its_number_after_the_colon_is_refused_at_load():
+    with pytest.raises(ConfigError, match=r"train.device='cuda:' is not known"):
+        load_config("demo", ["train.device=cuda:"])
+
+
+def test_a_seed_of_2_to_the_63_is_out_of_range():
+    load_config("demo", [f"train.seed={2 ** 63 - 1}"])
+    with pytest.raises(ConfigError, match=r"train.seed=9223372036854775808 is out of range"):
+        load_config("demo", [f"train.seed={2 ** 63}"])

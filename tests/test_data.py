@@ -604,3 +604,44 @@ def test_too_few_images_for_a_batch_names_the_setting_that_gives_more(tmp_path):
     folder = ("data.name=image-folder", f"data.root={root}")
     assert error(*folder) == "add images to data.root"
     assert error(*folder, "data.limit=10") == "raise data.limit"
+
+
+def test_a_label_equal_to_num_classes_is_refused():
+    with pytest.raises(DataError, match=r"labels must be in 0\.\.2, found 0\.\.3"):
+        ImageData(torch.zeros(2, 1, 4, 4, dtype=torch.uint8), torch.tensor([0, 3]), 3, "x: y")
+
+
+def test_fit_images_antialiases_when_it_shrinks():
+    stripes = torch.zeros(1, 1, 16, 16, dtype=torch.uint8)
+    stripes[..., 0::4] = 255
+    stripes[..., 3::4] = 255  # half the columns white, but never columns 4i+1, 4i+2
+    out = fit_images(stripes, 4, 1)
+    # about 128 (the mean); plain bilinear reads only columns 4i+1, 4i+2 and gives 0
+    assert 90 < out.float().mean() < 165
+
+
+def test_an_idx_file_with_a_wrong_magic_number_is_named(tmp_path):
+    write_fake_mnist(tmp_path)
+    path = tmp_path / "MNIST" / "raw" / "train-labels-idx1-ubyte"
+    path.write_bytes(b"\x00\x01" + path.read_bytes()[2:])  # its size fits, its magic does not
+    with pytest.raises(DataError, match=re.escape(f"'{path}' is not an idx file")):
+        load_data(cfg(f"data.root={tmp_path}"))
+
+
+def test_a_download_that_fails_its_checksum_is_an_error_not_the_fallback(tmp_path, monkeypatch):
+    from torchvision.datasets import MNIST
+
+    def corrupt(self):  # torchvision's download_url when the MD5 sum does not match
+        raise RuntimeError("File not found or corrupted.")
+
+    monkeypatch.setattr(MNIST, "download", corrupt)
+    with pytest.raises(DataError, match="could not load from .*File not found or corrupted"):
+        load_data(cfg(f"data.root={tmp_path}", "data.download=true"))
+
+
+def test_image_folder_scales_the_top_of_the_16_bit_range_to_255(tmp_path):
+    root = tmp_path / "imgs"
+    root.mkdir()
+    Image.fromarray(np.full((8, 8), 65535, np.uint16)).save(root / "white16.png")
+    data = load_data(folder_cfg(root, "model.arch=mlp", "data.image_size=4"))
+    assert data.images.unique().tolist() == [255]

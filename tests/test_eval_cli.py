@@ -169,3 +169,16 @@ def test_eval_of_a_run_with_too_few_real_images_is_one_line(tiny, tmp_path, caps
     capsys.readouterr()
     assert cli("eval", run, "--n", 50) == 2
     assert "the run's data has 3 images; image metrics need at least 4" in one_error_line(capsys)
+
+
+def test_eval_of_an_image_run_matches_the_metrics_training_logged(tiny, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert cli("train", "cdcgan-mnist", *tiny(4, "train.eval_every=4",
+                                              "train.eval_samples=100"), "--out", run) == 0
+    capsys.readouterr()
+    assert cli("eval", run, "--n", 100, "--json") == 0
+    printed = json.loads(capsys.readouterr().out)
+    last = read_metrics(run)[-1]
+    assert last["step"] == 4
+    for k in ("fid", "kid", "is", "digit_kl", "precision", "recall", "cond_acc"):
+        assert printed[k] == pytest.approx(last[k], rel=1e-9, abs=1e-12), k

@@ -358,3 +358,22 @@ def test_score_images_reports_precision_and_recall_the_right_way_round(digits, m
     x, labels = digits
     out = score_images(x[labels == 1][:300], x[:300], metrics=("pr",))
     assert out["precision"] > 0.7 and out["recall"] < 0.4  # measured 0.85 and 0.15
+
+
+def test_precision_recall_with_exactly_k_samples_is_a_value_error():
+    from ganforge.metrics.image import precision_recall
+    a = torch.randn(3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="with k=3 needs more than 3 samples in each set"):
+        precision_recall(a, a + 1, k=3)
+
+
+def test_the_feature_cache_key_covers_every_image(tmp_path, monkeypatch):
+    from ganforge.metrics.classifier import held_out_digits
+    from ganforge.metrics.image import extract, reference_features
+    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "cache"))
+    x = held_out_digits()[0][:64]
+    first = reference_features("mnist", x)
+    y = x.clone()
+    y[-1] = x[-2]  # the same count and first image; another last image
+    assert torch.equal(reference_features("mnist", y), extract(y)[0])
+    assert not torch.equal(reference_features("mnist", y), first)

@@ -509,3 +509,19 @@ def test_d_spots_a_collapsed_batch():
     assert not torch.allclose(with_mbd(collapsed)[0], with_mbd(x)[0])
     assert torch.allclose(without(collapsed)[0], without(x)[0])
     assert np.allclose(with_mbd(collapsed).detach().numpy(), with_mbd(collapsed)[0].item())
+
+
+def test_d_output_gives_back_the_mode_it_found():
+    from torch import nn
+
+    from ganforge.train.watch import d_output
+    d = nn.Sequential(nn.Linear(2, 1))
+    for training in (True, False):
+        d.train(training)
+        d_output(d, torch.zeros(3, 2))
+        assert d.training is training
+
+
+def test_a_negative_mixture_weight_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"data.toy.weights >= 0"):
+        load_config("mixture1d-gan", ["data.toy.weights=[-0.5,1.5]"])

@@ -217,3 +217,23 @@ def test_the_third_panel_draws_the_estimate_a_run_logs(monkeypatch, tmp_path):
         if key:
             assert list(drawn[0].get_ydata()) == pytest.approx([0.1, 0.2])
         assert bool(panel.texts) == (key is None)
+
+
+def test_a_uint8_grid_maps_0_to_black_and_255_to_white():
+    from ganforge.viz.plots import grid_image
+    x = torch.zeros(2, 1, 4, 4, dtype=torch.uint8)
+    x[1] = 255
+    img = grid_image(x, nrow=2)
+    assert img.getpixel((2, 2)) == 0 and img.getpixel((8, 2)) == 255
+
+
+def test_the_gif_holds_its_last_frame_three_times_as_long(tmp_path):
+    from ganforge.viz import make_gif
+    frames = [Image.new("L", (4, 4), v) for v in (0, 128, 255)]
+    make_gif(frames, tmp_path / "p.gif", ms_per_frame=200)
+    with Image.open(tmp_path / "p.gif") as gif:
+        durations = []
+        for i in range(gif.n_frames):
+            gif.seek(i)
+            durations.append(gif.info["duration"])
+    assert durations == [200, 200, 600]
