@@ -528,6 +528,61 @@ def test_a_resume_says_what_it_changes_and_mends_a_hand_edited_config(demo_copy,
     assert load_run_config(run / "config.yaml").loss.generator == "minimax"
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="fcntl locks")
+def test_a_folder_being_trained_is_not_trained_twice(demo_copy, tiny, tmp_path, monkeypatch,
+                                                     capsys):
+    """A second train --resume or --overwrite of a folder another process trains is refused
+    before anything changes; the run holds its folder's lock while it trains."""
+    import fcntl
+    import os
+
+    import ganforge.train.loop as loop
+
+    run = demo_copy
+    before = snapshot(run)
+    fd = os.open(run, os.O_RDONLY)  # as the other process's train holds it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        for args in (["--resume", run, "train.steps=42"],
+                     ["demo", *tiny(2), "--out", run, "--overwrite"]):
+            assert cli("train", *args) == 2
+            assert one_error_line(capsys) == (f"ganforge: error: '{run}' is being trained by "
+                                              "another process; wait for it to end (or stop it), "
+                                              "then run this again")
+        assert snapshot(run) == before
+    finally:
+        os.close(fd)
+    held, real_stats = [], loop.discriminator_stats
+
+    def stats_and_try_the_lock(*args):
+        other = os.open(tmp_path / "new", os.O_RDONLY)
+        try:
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held.append(False)
+        except BlockingIOError:
+            held.append(True)
+        finally:
+            os.close(other)
+        return real_stats(*args)
+
+    monkeypatch.setattr(loop, "discriminator_stats", stats_and_try_the_lock)
+    assert cli("train", "demo", *tiny(2), "--out", tmp_path / "new") == 0
+    assert held == [True, True]
+    monkeypatch.undo()
+    assert cli("train", "--resume", tmp_path / "new", "train.steps=3") == 0  # released
+
+
+def test_overwrite_of_a_run_holding_other_files_says_so(demo_copy, tiny, capsys):
+    run = demo_copy
+    (run / "distance_estimates.png").write_bytes(b"ganforge theory --out into the run")
+    before = snapshot(run)
+    assert cli("train", "demo", *tiny(2), "--out", run, "--overwrite") == 2
+    assert one_error_line(capsys) == (f"ganforge: error: run folder '{run}' also holds files a "
+                                      "run does not write (distance_estimates.png); --overwrite "
+                                      "would delete them: move them out, or choose another --out")
+    assert snapshot(run) == before
+
+
 def test_ctrl_c_while_the_pictures_are_drawn_still_finishes_them(tiny, tmp_path, monkeypatch,
                                                                  capsys):
     import ganforge.train.loop as loop

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import re
 import shutil
 import signal
@@ -20,6 +21,11 @@ from pathlib import Path
 
 import torch
 from tqdm import tqdm
+
+try:
+    import fcntl
+except ImportError:  # Windows: runs go unlocked
+    fcntl = None
 
 from ganforge.config import Config, to_yaml
 from ganforge.data import load_data
@@ -151,8 +157,12 @@ def _prepare_new_run(run_dir: Path, overwrite: bool, write: bool = True) -> None
         other = sorted(p.name for p in run_dir.iterdir()
                        if p.name not in RUN_ENTRIES and not is_temporary(p.name))
         if other or not (run_dir / "config.yaml").is_file():
-            held = f"it holds {', '.join(other[:3])}{' ...' if len(other) > 3 else ''}" \
-                if other else "it has no config.yaml"
+            held = f"{', '.join(other[:3])}{' ...' if len(other) > 3 else ''}"
+            if (run_dir / "config.yaml").is_file():
+                raise ConfigError(f"run folder '{run_dir}' also holds files a run does not write "
+                                  f"({held}); --overwrite would delete them: move them out, or "
+                                  "choose another --out")
+            held = f"it holds {held}" if other else "it has no config.yaml"
             raise ConfigError(f"'{run_dir}' is not a ganforge run folder ({held}); --overwrite "
                               "replaces run folders only, choose another --out")
         if write:
@@ -195,6 +205,39 @@ def _carried_window(state: dict[str, torch.Tensor], device: torch.device,
         return {}, 0
     return {k: v[dist.rank()] if len(v) == dist.world_size() else v.mean()
             for k, v in sums.items()}, steps
+
+
+class _RunLock:
+    """An advisory lock (flock) on each run folder it holds, until the run ends: a second
+    ``ganforge train`` into a folder being trained is refused, instead of both writing it (the
+    second rewrites metrics.jsonl under the first). Where the file system has no locks (some
+    network ones) or the platform has no fcntl, runs go on unlocked."""
+
+    def __init__(self):
+        self._fds: list[int] = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for fd in self._fds:
+            os.close(fd)
+        self._fds.clear()
+
+    def hold(self, folder: Path) -> None:
+        if fcntl is None or not folder.is_dir():
+            return
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise GanforgeError(f"'{folder}' is being trained by another process; wait for it "
+                                "to end (or stop it), then run this again") from None
+        except OSError:
+            os.close(fd)
+            return
+        self._fds.append(fd)
 
 
 class _StopFlag:
@@ -272,9 +315,9 @@ def train(cfg: Config, run_dir: str | Path, *, overwrite: bool = False, resume: 
     autotune = torch.backends.cudnn.benchmark  # fast_path sets it on CUDA, for this run only
     try:
         # the loop seeds torch's global generator
-        with torch.random.fork_rng(devices=cuda), _StopFlag() as flag:
+        with torch.random.fork_rng(devices=cuda), _StopFlag() as flag, _RunLock() as lock:
             return _train(cfg, run_dir, device, overwrite, resume,
-                          log if dist.is_main() else _quiet, flag)
+                          log if dist.is_main() else _quiet, flag, lock)
     except OSError as e:
         if e.errno not in NO_SPACE:
             raise
@@ -377,7 +420,7 @@ def _resume_changes(cfg: Config, run_dir: Path) -> list[str]:
 
 
 def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, resume: bool,
-           log, flag: _StopFlag) -> Path:
+           log, flag: _StopFlag, lock: _RunLock) -> Path:
     t = cfg.train
     main = dist.is_main()
 
@@ -451,6 +494,8 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
         torch.set_rng_state(state["rng.torch"])
     else:
         _prepare_new_run(run_dir, overwrite, write=False)  # checks only
+    if main:  # a resume, or --overwrite: not while another process trains the folder
+        lock.hold(run_dir)
     if graphed and cfg.optim.decay != "none":  # the graph reads lr from a tensor it can change
         for opt in (opt_g, opt_d):
             for group in opt.param_groups:
@@ -468,6 +513,7 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
                                  keep_frame=start % t.sample_every == 0)
         else:
             _prepare_new_run(run_dir, overwrite)
+            lock.hold(run_dir)  # the folder it made
         write_text(run_dir / "config.yaml", to_yaml(cfg))
         (run_dir / "samples").mkdir(exist_ok=True)
     log(f"data: {data.source}")
