@@ -293,6 +293,17 @@ def test_the_report_of_blank_images_has_no_percentage_change():
     assert report.splitlines()[-3].split() == ["z", "+", "v", "0.00", "+0.00", "100.0%"]
 
 
+def test_the_digit_report_names_each_group_with_its_digit():
+    rows = {name: {"mean": 0.5, "change": 0.1, "kept": 0.9}
+            for name in ("z + v", "z - v", "z + random")}
+    report = latent.arithmetic_report({
+        "attribute": "digit", "digits": [7, 9], "groups": [830, 354], "pool": 5000,
+        "measure": "share drawn as a 9",
+        "vector_norm": 0.5, "n_edited": 2, "before": 0.4, "rows": rows})
+    assert report.splitlines()[0] == ("digit 7 -> 9: v = mean z(G(z) is a 9) - mean z(G(z) is a "
+                                      "7) over a pool of 5000 (354 9s and 830 7s); |v| = 0.50")
+
+
 # ------------------------------------------------------- each part against what it computes
 
 @pytest.mark.parametrize("attribute", ["thickness", "slant"])

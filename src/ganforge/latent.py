@@ -317,7 +317,7 @@ def arithmetic_report(f: dict) -> str:
     if digit:
         a, b = f["digits"]
         head = (f"digit {a} -> {b}: v = mean z(G(z) is a {b}) - mean z(G(z) is a {a}) over a "
-                f"pool of {f['pool']} (groups {f['groups'][0]} and {f['groups'][1]})")
+                f"pool of {f['pool']} ({f['groups'][1]} {b}s and {f['groups'][0]} {a}s)")
     else:
         q = f"{f['quantile']:.0%}"
         ortho = ", made orthogonal to the class means" if f["orthogonal"] else ""
