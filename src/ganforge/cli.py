@@ -270,20 +270,16 @@ def _cmd_eval(args) -> int:
         _no_image_options(args, "this run gets modes covered, % high quality (toy runs) and KL")
         result = {**scored, "n": n, **evaluate(g, data, cfg, n)}
     else:
-        from ganforge.metrics.image import reference_subset
-        from ganforge.sampling import fixed_inputs, generate
-        from ganforge.train.watch import digit_labels
+        from ganforge.train.watch import image_sets
 
         if n < 4:
             raise GanforgeError(f"--n {n} must be at least 4 for image metrics")
         if len(data.images) < 4:
             raise GanforgeError(f"the run's data has {len(data.images)} images; image metrics "
                                 "need at least 4 real ones")
-        z, y = fixed_inputs(cfg, n, seed=cfg.train.seed + 999)  # the noise the loop scores
-        real = reference_subset(data.images, n)
+        fake, real, labels, reference = image_sets(g, data, cfg, n)  # what the loop scores
         result = {**scored, "n": n, "n_real": len(real), "real": data.source,  # data.root's
-                  **_score(args, generate(g, z, y), real, labels=digit_labels(cfg, y),
-                           reference=f"{cfg.data.name}-train")}
+                  **_score(args, fake, real, labels=labels, reference=reference)}
     if args.json:
         print(json.dumps(result))
     elif stacked:

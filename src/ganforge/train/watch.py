@@ -109,15 +109,11 @@ def evaluate(g: nn.Module, data, cfg, n: int | None = None) -> dict:
         result = stacked_metrics(generate(g, z, y))
         return {k: result[k] for k in STACKED_METRICS}
     if data.kind != "toy":
-        from ganforge.metrics.image import reference_subset, score_images
+        from ganforge.metrics.image import score_images
 
-        z, y = fixed_inputs(cfg, n, seed=cfg.train.seed + 999)
-        # as many real training images as samples (at most all): k-NN precision / recall
-        # assume sets of equal size; the draw is seeded, so the cached features are reused
-        real = reference_subset(data.images, n)
+        fake, real, labels, reference = image_sets(g, data, cfg, n)
         inception = _needs_inception(data, cfg)  # the digit classifier knows no photographs
-        result = score_images(generate(g, z, y), real, labels=digit_labels(cfg, y),
-                              reference=f"{cfg.data.name}-train",
+        result = score_images(fake, real, labels=labels, reference=reference,
                               extractor="inception" if inception else "classifier",
                               device=next(g.parameters()).device)
         return {k: result[k] for k in IMAGE_METRICS if k in result}
@@ -127,6 +123,19 @@ def evaluate(g: nn.Module, data, cfg, n: int | None = None) -> dict:
     result = mode_metrics(generate(g, z).numpy(), data.centers.numpy(), data.stds.numpy(),
                           weights=data.weights.numpy())
     return {k: result[k] for k in TOY_METRICS}
+
+
+def image_sets(g: nn.Module, data, cfg, n: int):
+    """What an image evaluation scores, in the loop and in ``ganforge eval``: (G's n samples of
+    the fixed evaluation noise, train.seed + 999; as many real training images, at most all,
+    since k-NN precision / recall assume sets of equal size; the labels the digit classifier
+    can check, or None; the name the real set's features are cached under). The real draw is
+    seeded, so the cached features are reused."""
+    from ganforge.metrics.image import reference_subset
+
+    z, y = fixed_inputs(cfg, n, seed=cfg.train.seed + 999)
+    return (generate(g, z, y), reference_subset(data.images, n), digit_labels(cfg, y),
+            f"{cfg.data.name}-train")
 
 
 def digit_labels(cfg, y):
