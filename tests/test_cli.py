@@ -583,6 +583,22 @@ def test_overwrite_of_a_run_holding_other_files_says_so(demo_copy, tiny, capsys)
     assert snapshot(run) == before
 
 
+def test_a_damaged_newest_checkpoint_names_the_one_before_it(demo_copy, capsys):
+    run = demo_copy
+    newest = run / "checkpoints" / "step_000040"
+    (newest / "generator.safetensors").write_bytes(b"cut off")
+    before = snapshot(run)
+    assert cli("train", "--resume", run, "train.steps=50") == 2
+    line = one_error_line(capsys)
+    assert line.startswith(f"ganforge: error: cannot read '{newest / 'generator.safetensors'}'")
+    assert line.endswith("; to resume from the checkpoint before it, step_000030, move "
+                         "step_000040 out of checkpoints/")
+    assert snapshot(run) == before
+    shutil.move(newest, run / "step_000040")
+    assert cli("train", "--resume", run, "train.steps=50") == 0
+    assert "steps 30 -> 50" in capsys.readouterr().out
+
+
 def test_ctrl_c_while_the_pictures_are_drawn_still_finishes_them(tiny, tmp_path, monkeypatch,
                                                                  capsys):
     import ganforge.train.loop as loop

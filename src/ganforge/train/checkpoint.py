@@ -160,11 +160,15 @@ def _cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
 
 
+class DamagedCheckpoint(CheckpointError):
+    """A file of a checkpoint that cannot be read (missing, cut off, corrupted)."""
+
+
 def _read(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(path)
     except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"cannot read '{path}': {str(e).splitlines()[0]}") from None
+        raise DamagedCheckpoint(f"cannot read '{path}': {str(e).splitlines()[0]}") from None
 
 
 def load_weights(module: nn.Module, path: Path, what: str) -> None:
@@ -206,7 +210,7 @@ def load_checkpoint(path: Path, g: nn.Module, d: nn.Module, opt_g: torch.optim.O
         meta = json.loads((path / "state.json").read_text())
         step, groups = int(meta["step"]), meta["param_groups"]
     except (OSError, ValueError, KeyError) as e:
-        raise CheckpointError(f"cannot read '{path / 'state.json'}': {e}") from None
+        raise DamagedCheckpoint(f"cannot read '{path / 'state.json'}': {e}") from None
     load_weights(g, path / "generator.safetensors", "generator")
     load_weights(d, path / "discriminator.safetensors", "discriminator")
     if g_ema is not None and (path / EMA_FILE).is_file():

@@ -37,9 +37,10 @@ from ganforge.losses import (D_LOSSES, DISTANCE_ESTIMATES, G_LOSSES, PENALTIES,
 from ganforge.models import build_models
 from ganforge.sampling import sample_z
 from ganforge.train import dist
-from ganforge.train.checkpoint import (RUN_ENTRIES, checkpoint_name, file_in_the_way,
-                                       latest_checkpoint, list_checkpoints, load_checkpoint,
-                                       save_checkpoint, step_of, version_change)
+from ganforge.train.checkpoint import (RUN_ENTRIES, DamagedCheckpoint, checkpoint_name,
+                                       file_in_the_way, latest_checkpoint, list_checkpoints,
+                                       load_checkpoint, save_checkpoint, step_of,
+                                       version_change)
 from ganforge.train.ema import EMA
 from ganforge.train.graph import CapturedStep
 from ganforge.train.unrolled import unrolled_fake_logits
@@ -464,7 +465,15 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
     start, window, window_steps, seconds = 0, {}, 0, 0.0
     if resume:
         newest = latest_checkpoint(run_dir)
-        start, state = load_checkpoint(newest, g, d, opt_g, opt_d, g_ema)
+        try:
+            start, state = load_checkpoint(newest, g, d, opt_g, opt_d, g_ema)
+        except DamagedCheckpoint as e:
+            older = list_checkpoints(run_dir)[:-1]
+            if not older:
+                raise
+            raise DamagedCheckpoint(f"{e}; to resume from the checkpoint before it, "
+                                    f"{older[-1][1].name}, move {newest.name} out of "
+                                    "checkpoints/") from None
         if t.steps < start:
             raise CheckpointError(f"the run is already at step {start}; pass train.steps=N with "
                                   f"N > {start} to continue it")
