@@ -401,3 +401,23 @@ def test_theory_command(tmp_path, monkeypatch, capsys):
     assert {"optimal_d", "value_vs_js", "generator_losses"} <= set(numbers)
     assert numbers["optimal_d"]["steps"] == 30
     assert numbers["value_vs_js"]["passed"] is True
+
+
+@pytest.mark.parametrize("preset", ["ring-gan", "mixture1d-gan"])
+def test_a_toy_sample_picture_counts_the_samples_outside_its_window(preset, tmp_path,
+                                                                    monkeypatch):
+    import ganforge.train.watch as watch
+    from ganforge.config import load_config
+    from ganforge.data import load_data
+
+    data = load_data(load_config(preset))
+    lo, hi = watch.toy_bounds(data)
+    samples = np.zeros((10, data.dim), np.float32)
+    samples[:3, -1] = [lo - 1, hi + 1, hi + 100]  # three outside; the rest at the origin
+    legends = []
+    monkeypatch.setattr(watch, "save_figure", lambda fig, path, **kw: legends.append(
+        [t.get_text() for t in fig.axes[0].get_legend().get_texts()]))
+    watch.save_toy_samples(samples, data, tmp_path / "s.png")
+    watch.save_toy_samples(samples[3:], data, tmp_path / "s.png")
+    assert legends[0][-1] == "10 samples (3 outside the plot)"
+    assert legends[1][-1] == "7 samples"

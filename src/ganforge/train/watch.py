@@ -170,19 +170,22 @@ def check_evaluation(data, cfg) -> None:
 
 
 def save_toy_samples(samples: np.ndarray, data, path: Path) -> None:
-    """A plain picture of toy samples: a histogram over p_data (1-D) or a scatter (2-D)."""
+    """A plain picture of toy samples: a histogram over p_data (1-D) or a scatter (2-D), in the
+    window of the training frames; the legend counts the samples that fall outside it."""
     lo, hi = toy_bounds(data)
+    outside = int((~((samples >= lo) & (samples <= hi)).all(axis=1)).sum())
+    label = f"{len(samples):,} samples" + (f" ({outside:,} outside the plot)" if outside else "")
     fig, ax = figure(figsize=(6, 5 if data.dim == 1 else 6))
     if data.dim == 1:
         xs = torch.linspace(lo, hi, 600)
         ax.plot(xs, data.density(xs[:, None]), label="p_data", color="tab:blue")
         ax.hist(samples[:, 0], bins=120, range=(lo, hi), density=True, alpha=0.6,
-                color="tab:orange", label=f"{len(samples):,} samples")
+                color="tab:orange", label=label)
     else:
         ax.scatter(data.centers[:, 0], data.centers[:, 1], marker="x", color="tab:blue",
                    label="mode centres")
         ax.scatter(samples[:, 0], samples[:, 1], s=2, alpha=0.5, color="tab:orange",
-                   label=f"{len(samples):,} samples")
+                   label=label)
         ax.set_ylim(lo, hi)
         ax.set_aspect("equal")
     ax.set_xlim(lo, hi)
