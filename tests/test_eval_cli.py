@@ -113,6 +113,8 @@ def test_eval_bad_arguments_are_one_line(digits, tmp_path, capsys):
     np.save(path, digits[:20])
     assert cli("eval", "--samples", path, "--metrics", "fid,bogus") == 2
     assert "--metrics" in one_error_line(capsys)
+    assert cli("eval", "--samples", path, "--metrics", "") == 2  # none chosen is not all
+    assert one_error_line(capsys).startswith("ganforge: error: --metrics '' is not known; ")
     assert cli("eval", "--samples", tmp_path / "missing.npy") == 2
     assert "missing.npy" in one_error_line(capsys)
     assert cli("eval") == 2
@@ -151,7 +153,7 @@ def test_image_options_where_no_image_metric_is_computed_are_refused(digits, tmp
     rgb = np.repeat(digits[:20], 3, axis=1)
     path = tmp_path / "rgb.npy"
     np.save(path, rgb)
-    for option in (["--metrics", "fid"], ["--extractor", "inception"],
+    for option in (["--metrics", "fid"], ["--metrics", ""], ["--extractor", "inception"],
                    ["--inception-weights", "w.pth"]):
         assert cli("eval", "--samples", path, "--reference", "stacked-mnist", *option) == 2
         assert one_error_line(capsys).startswith(f"ganforge: error: {option[0]} chooses image "

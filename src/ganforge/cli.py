@@ -133,7 +133,8 @@ def _extractor(args, channels: int) -> dict:
 def _no_image_options(args, instead: str) -> None:
     """--metrics, --extractor and --inception-weights choose image metrics; refuse them where
     none are computed rather than ignore them."""
-    given = [o for o, v in (("--metrics", args.metrics), ("--extractor", args.extractor != "auto"),
+    given = [o for o, v in (("--metrics", args.metrics is not None),
+                            ("--extractor", args.extractor != "auto"),
                             ("--inception-weights", args.inception_weights)) if v]
     if given:
         raise GanforgeError(f"{given[0]} chooses image metrics; {instead} without it")
@@ -144,9 +145,10 @@ def _score(args, fake, real, **kw) -> dict:
     from ganforge.metrics.image import score_images
 
     chosen = _extractor(args, fake.shape[1])
+    metrics = ",".join(METRIC_CHOICES) if args.metrics is None else args.metrics  # '' is none
     return {"extractor": chosen["extractor"],
-            **score_images(fake, real, _parse_metrics(args.metrics or ",".join(METRIC_CHOICES)),
-                           **chosen, device=_device(args), **kw)}
+            **score_images(fake, real, _parse_metrics(metrics), **chosen, device=_device(args),
+                           **kw)}
 
 
 def _print_image_result(result: dict) -> None:
