@@ -22,6 +22,12 @@ def grid_size(rows: int, cols: int, side: int = 28, scale: int = 2) -> tuple[int
     return (cols * (side + 2) + 2) * scale, (rows * (side + 2) + 2) * scale
 
 
+def assert_labelled_grid(path, rows: int, cols: int) -> None:
+    """An arithmetic picture: the grid, with a column naming its rows on the left."""
+    width, height = Image.open(path).size
+    assert height == grid_size(rows, cols)[1] and width > grid_size(rows, cols)[0]
+
+
 # ----------------------------------------------------------------------------- paths
 
 @pytest.mark.parametrize("spherical", [False, True])
@@ -173,7 +179,7 @@ def test_arithmetic_figures_match_a_recomputation(dcgan, tmp_path, capsys):
     g, cfg = load_generator(dcgan)
     figures, tensors = latent.arithmetic(g, cfg, "thickness", pool=300, edit=40, seed=2)
     assert printed == {**figures, "picture_rows": ["z - v", "z", "z + v"]}
-    assert Image.open(out).size == grid_size(3, 10)
+    assert_labelled_grid(out, 3, 10)
     z, v = tensors["z"], tensors["v"]
     assert len(z) == 40 and torch.linalg.vector_norm(v) == pytest.approx(printed["vector_norm"])
     ink = lambda x: float(((x + 1) / 2).sum((1, 2, 3)).double().mean())  # noqa: E731
@@ -211,7 +217,7 @@ def test_digit_arithmetic(dcgan, tmp_path, capsys, monkeypatch):
     assert f["before"] == 0.0 and 5 <= f["n_edited"] < 200  # only the z drawn as a 2 are edited
     assert set(f["rows"]) == {"z + v", "z + random"} and f["picture_rows"] == ["z", "z + v"]
     assert f["rows"]["z + v"]["mean"] > f["rows"]["z + random"]["mean"]
-    assert Image.open(tmp_path / "d.png").size == grid_size(2, 10)
+    assert_labelled_grid(tmp_path / "d.png", 2, 10)
     assert cli("arithmetic", dcgan, "--attribute", "digit", "--digits", "2,7", "--pool", 300,
                "--edit", 200, "--out", tmp_path / "d.png") == 0
     table = capsys.readouterr().out

@@ -2,6 +2,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -237,3 +238,20 @@ def test_the_gif_holds_its_last_frame_three_times_as_long(tmp_path):
             gif.seek(i)
             durations.append(gif.info["duration"])
     assert durations == [200, 200, 600]
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_row_labels_sit_in_a_column_left_of_the_unchanged_grid(channels, tmp_path):
+    images = torch.rand(6, channels, 8, 8) * 2 - 1
+    save_grid(images, tmp_path / "plain.png", nrow=3, scale=2)
+    save_grid(images, tmp_path / "named.png", nrow=3, scale=2, row_labels=["z - v", "z + v"])
+    plain = np.array(Image.open(tmp_path / "plain.png"))
+    named = np.array(Image.open(tmp_path / "named.png"))
+    column = named.shape[1] - plain.shape[1]
+    assert named.shape[0] == plain.shape[0] and column > 10
+    assert np.array_equal(named[:, column:], plain)
+    text = named[:, :column].reshape(named.shape[0], -1).max(1)  # brightest pixel of each line
+    half = named.shape[0] // 2
+    assert text[:half].max() > 128 and text[half:].max() > 128  # a name in each row
+    with pytest.raises(ValueError, match="row_labels names 3 rows; the grid has 2"):
+        save_grid(images, tmp_path / "x.png", nrow=3, row_labels=["a", "b", "c"])

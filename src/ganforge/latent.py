@@ -299,7 +299,7 @@ def arithmetic(g: nn.Module, cfg, attribute: str, pool: int = 5000, edit: int = 
 
 def save_arithmetic(tensors: dict, out: Path, columns: int = 10, scale: int = 2) -> list[str]:
     """A grid with one row per edit (z - v, z, z + v; for digit z, z + v) over the first
-    ``columns`` edited z; returns the row names, top to bottom."""
+    ``columns`` edited z, each row named on its left; returns the row names, top to bottom."""
     from ganforge.viz import save_grid
 
     shown = tensors["images"]
@@ -307,7 +307,8 @@ def save_arithmetic(tensors: dict, out: Path, columns: int = 10, scale: int = 2)
     cols = min(columns, len(shown["z"]))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_grid(torch.cat([shown[n][:cols] for n in names]), out, nrow=cols, scale=scale)
+    save_grid(torch.cat([shown[n][:cols] for n in names]), out, nrow=cols, scale=scale,
+              row_labels=names)
     return names
 
 

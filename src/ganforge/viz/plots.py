@@ -43,15 +43,42 @@ def _picture_path(path: str | os.PathLike, what: str, example: str) -> Path:
     return path if path.suffix else path.with_suffix(".png")
 
 
-def save_grid(images: Tensor, path: Path, nrow: int | None = None, scale: int = 1) -> None:
+def label_rows(img: Image.Image, labels: list[str]) -> Image.Image:
+    """``img`` with a black column on its left that names each of its rows, top to bottom."""
+    from PIL import ImageDraw, ImageFont
+
+    row = img.height / len(labels)
+    try:
+        font = ImageFont.load_default(size=max(10, min(24, round(row / 3))))
+    except TypeError:  # Pillow before 10.1 has one size
+        font = ImageFont.load_default()
+    pad = 6
+    width = round(max(ImageDraw.Draw(img).textlength(t, font=font) for t in labels)) + 2 * pad
+    out = Image.new(img.mode, (img.width + width, img.height), 0)
+    out.paste(img, (width, 0))
+    draw = ImageDraw.Draw(out)
+    white = 255 if img.mode == "L" else (255, 255, 255)
+    for i, text in enumerate(labels):
+        draw.text((pad, (i + 0.5) * row), text, fill=white, font=font, anchor="lm")
+    return out
+
+
+def save_grid(images: Tensor, path: Path, nrow: int | None = None, scale: int = 1,
+              row_labels: list[str] | None = None) -> None:
     """:func:`grid_image` written to ``path`` (format from the suffix; none gives .png), each
-    pixel drawn ``scale`` times as wide and high."""
+    pixel drawn ``scale`` times as wide and high, with ``row_labels`` (one per row) on its
+    left."""
     scale = whole("scale", scale, 1)
     if isinstance(path, (str, os.PathLike)):
         path = _picture_path(path, "the grid", "samples.png")
     img = grid_image(images, nrow)
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
+    if row_labels is not None:
+        rows = math.ceil(len(images) / (nrow or math.ceil(math.sqrt(len(images)))))
+        if len(row_labels) != rows:
+            raise ValueError(f"row_labels names {len(row_labels)} rows; the grid has {rows}")
+        img = label_rows(img, row_labels)
     if not isinstance(path, (str, os.PathLike)):  # an open file: the caller's to manage
         img.save(path, format="PNG")
         return
