@@ -528,6 +528,24 @@ def test_a_resume_says_what_it_changes_and_mends_a_hand_edited_config(demo_copy,
     assert load_run_config(run / "config.yaml").loss.generator == "minimax"
 
 
+def test_a_resume_reads_config_yaml_as_the_config_does_and_mends_it_at_the_last_step(demo_copy,
+                                                                                     capsys):
+    run = demo_copy
+    text = (run / "config.yaml").read_text()
+    assert "  lr_g: 0.0002\n" in text and "  pack: 1\n" in text
+    (run / "config.yaml").write_text(text.replace("  lr_g: 0.0002\n", "  lr_g: 2e-4\n"))
+    assert cli("train", "--resume", run) == 0  # 2e-4 is the same number: no change, no refusal
+    assert "changed on resume" not in capsys.readouterr().out
+    (run / "config.yaml").write_text(text.replace("  pack: 1\n", "  pack: 0\n"))
+    assert cli("train", "--resume", run, "train.steps=50") == 2  # another key: the file named
+    assert one_error_line(capsys) == (f"ganforge: error: {run / 'config.yaml'}: model.pack=0 is "
+                                      "out of range; it must be >= 1")
+    assert cli("train", "--resume", run, "model.pack=1", "train.progress=true") == 0
+    assert ("config.yaml mended: model.pack 0 -> 1, train.progress false -> true"
+            in capsys.readouterr().out)
+    assert load_run_config(run / "config.yaml").model.pack == 1
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="fcntl locks")
 def test_a_folder_being_trained_is_not_trained_twice(demo_copy, tiny, tmp_path, monkeypatch,
                                                      capsys):
@@ -570,6 +588,10 @@ def test_a_folder_being_trained_is_not_trained_twice(demo_copy, tiny, tmp_path, 
     assert held == [True, True]
     monkeypatch.undo()
     assert cli("train", "--resume", tmp_path / "new", "train.steps=3") == 0  # released
+    for extra in ([], ["--overwrite"]):  # a folder that exists, empty: locked once, not twice
+        (tmp_path / "empty").mkdir()
+        assert cli("train", "demo", *tiny(2), "--out", tmp_path / "empty", *extra) == 0
+        shutil.rmtree(tmp_path / "empty")
 
 
 def test_overwrite_of_a_run_holding_other_files_says_so(demo_copy, tiny, capsys):

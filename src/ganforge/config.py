@@ -341,10 +341,12 @@ def load_run_config(path: str | Path, overrides: list[str] = ()) -> Config:
     try:
         return build_config(_read_yaml(text, str(path), yaml.SafeLoader),
                             (parse_overrides(overrides), "overrides"), base_name=str(path))
-    except ConfigError as e:
-        if overrides or str(path) in str(e):
+    except ConfigError as e:  # a value edited by hand, unless an override set it
+        key = re.match(r"[\w.]+(?==)", str(e))
+        if str(path) in str(e) or key is None or any(
+                o.split("=", 1)[0].strip() == key[0] for o in overrides):
             raise
-        raise ConfigError(f"{path}: {e}") from None  # a value edited by hand
+        raise ConfigError(f"{path}: {e}") from None
 
 
 def run_settings(path: str | Path) -> dict[str, Any]:

@@ -211,8 +211,8 @@ def _carried_window(state: dict[str, torch.Tensor], device: torch.device,
 class _RunLock:
     """An advisory lock (flock) on each run folder it holds, until the run ends: a second
     ``ganforge train`` into a folder being trained is refused, instead of both writing it (the
-    second rewrites metrics.jsonl under the first). Where the file system has no locks (some
-    network ones) or the platform has no fcntl, runs go on unlocked."""
+    second rewrites metrics.jsonl under the first). Where a folder cannot be locked (NFS locks
+    only files opened for writing) or the platform has no fcntl, runs go on unlocked."""
 
     def __init__(self):
         self._fds: list[int] = []
@@ -225,20 +225,26 @@ class _RunLock:
             os.close(fd)
         self._fds.clear()
 
-    def hold(self, folder: Path) -> None:
+    def hold(self, folder: Path) -> bool:
+        """Lock ``folder``; False if another process holds it. True too where it cannot be
+        locked, and for a folder this lock holds already."""
         if fcntl is None or not folder.is_dir():
-            return
+            return True
         fd = os.open(folder, os.O_RDONLY)
+        same = os.fstat(fd)
+        if any(os.path.samestat(same, os.fstat(held)) for held in self._fds):
+            os.close(fd)
+            return True
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise GanforgeError(f"'{folder}' is being trained by another process; wait for it "
-                                "to end (or stop it), then run this again") from None
-        except OSError:
+            return False
+        except OSError:  # no locks here (NFS locks only files opened for writing)
             os.close(fd)
-            return
+            return True
         self._fds.append(fd)
+        return True
 
 
 class _StopFlag:
@@ -394,16 +400,22 @@ def _quiet_full_disk_in_threads():
         threading.excepthook = old
 
 
-def _resume_changes(cfg: Config, run_dir: Path) -> list[str]:
-    """What a resume changes of the run's config.yaml, as "key old -> new". It refuses another
-    data.name (ring for grid, fashion-mnist for mnist would fit the checkpoint's shapes and be
-    taken without a word) and another train.seed (it would only change the fixed noise of the
-    sample grids and evaluations mid-run: the checkpoint holds the random state)."""
-    from ganforge.config import as_dict, flat, run_settings
+def _resume_changes(cfg: Config, run_dir: Path) -> tuple[list[str], bool]:
+    """What a resume changes of the run's config.yaml, as "key old -> new", and whether the file
+    alone passes the checks (a value edited by hand may not, and an override mends it). It
+    refuses another data.name (ring for grid, fashion-mnist for mnist would fit the checkpoint's
+    shapes and be taken without a word) and another train.seed (it would only change the fixed
+    noise of the sample grids and evaluations mid-run: the checkpoint holds the random state)."""
+    from ganforge.config import as_dict, flat, load_run_config, run_settings
 
-    if not (run_dir / "config.yaml").is_file():  # latest_checkpoint says what is missing
-        return []
-    was, now = run_settings(run_dir / "config.yaml"), flat(as_dict(cfg))
+    path = run_dir / "config.yaml"
+    if not path.is_file():  # latest_checkpoint says what is missing
+        return [], True
+    try:  # the file's values as the config reads them (2e-4 is a number), else as written
+        was, valid = flat(as_dict(load_run_config(path))), True
+    except ConfigError:
+        was, valid = run_settings(path), False
+    now = flat(as_dict(cfg))
     changed = [k for k in now if k in was and was[k] != now[k] and k != "description"]
     if "data.name" in changed:
         raise ConfigError(f"data.name={cfg.data.name} is not this run's data ({was['data.name']}); "
@@ -414,10 +426,11 @@ def _resume_changes(cfg: Config, run_dir: Path) -> list[str]:
                           f"({was['train.seed']}); it fixes the noise of the run's sample grids "
                           "and evaluations, so a resume keeps it: train another seed into a new "
                           "--out")
-    def text(v):
-        return "null" if v is None else str(v)
 
-    return [f"{k} {text(was[k])} -> {text(now[k])}" for k in changed]
+    def text(v):  # as YAML spells it, and an override is typed
+        return "null" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+
+    return [f"{k} {text(was[k])} -> {text(now[k])}" for k in changed], valid
 
 
 def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, resume: bool,
@@ -426,7 +439,7 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
     main = dist.is_main()
 
     # --- everything that can fail on bad input happens before the run folder is touched
-    changes = _resume_changes(cfg, run_dir) if resume else []
+    changes, valid = _resume_changes(cfg, run_dir) if resume else ([], True)
     data = load_data(cfg)
     k = cfg.model.num_classes
     # a new run of a conditional model learns every label it offers: data without labels, or
@@ -479,7 +492,11 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
                                   f"N > {start} to continue it")
         if t.steps == start:  # trained to the end: only the pictures can be missing
             unused = [c for c in changes if not c.startswith("train.steps ")]
-            if unused:
+            if not valid:  # the overrides mend a value edited by hand: keep them
+                if main:
+                    write_text(run_dir / "config.yaml", to_yaml(cfg))
+                log(f"config.yaml mended: {', '.join(changes)}")
+            elif unused:
                 raise ConfigError(f"the run is already at step {start}, its train.steps: with "
                                   f"nothing to train, {', '.join(unused)} would not be used "
                                   f"(pass train.steps=N with N > {start} to train further)")
@@ -503,8 +520,10 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
         torch.set_rng_state(state["rng.torch"])
     else:
         _prepare_new_run(run_dir, overwrite, write=False)  # checks only
-    if main:  # a resume, or --overwrite: not while another process trains the folder
-        lock.hold(run_dir)
+    # a resume, or --overwrite: not while another process trains the folder (every rank stops)
+    if dist.any_rank(main and not lock.hold(run_dir)):
+        raise GanforgeError(f"'{run_dir}' is being trained by another process; wait for it to "
+                            "end (or stop it), then run this again")
     if graphed and cfg.optim.decay != "none":  # the graph reads lr from a tensor it can change
         for opt in (opt_g, opt_d):
             for group in opt.param_groups:
@@ -522,7 +541,7 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
                                  keep_frame=start % t.sample_every == 0)
         else:
             _prepare_new_run(run_dir, overwrite)
-            lock.hold(run_dir)  # the folder it made
+            lock.hold(run_dir)  # the folder it made (or the empty one it found, held already)
         write_text(run_dir / "config.yaml", to_yaml(cfg))
         (run_dir / "samples").mkdir(exist_ok=True)
     log(f"data: {data.source}")
