@@ -157,13 +157,14 @@ def _prepare_new_run(run_dir: Path, overwrite: bool, write: bool = True) -> None
                               "--overwrite will not delete it, choose another --out")
         other = sorted(p.name for p in run_dir.iterdir()
                        if p.name not in RUN_ENTRIES and not is_temporary(p.name))
-        if other or not (run_dir / "config.yaml").is_file():
-            held = f"{', '.join(other[:3])}{' ...' if len(other) > 3 else ''}"
-            if (run_dir / "config.yaml").is_file():
+        is_run = (run_dir / "config.yaml").is_file()
+        if other or not is_run:
+            listed = f"{', '.join(other[:3])}{' ...' if len(other) > 3 else ''}"
+            if is_run:
                 raise ConfigError(f"run folder '{run_dir}' also holds files a run does not write "
-                                  f"({held}); --overwrite would delete them: move them out, or "
+                                  f"({listed}); --overwrite would delete them: move them out, or "
                                   "choose another --out")
-            held = f"it holds {held}" if other else "it has no config.yaml"
+            held = f"it holds {listed}" if other else "it has no config.yaml"
             raise ConfigError(f"'{run_dir}' is not a ganforge run folder ({held}); --overwrite "
                               "replaces run folders only, choose another --out")
         if write:

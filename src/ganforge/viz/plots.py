@@ -16,6 +16,11 @@ from ganforge.errors import whole
 from ganforge.files import replacing
 
 
+def _columns(n: int, nrow: int | None) -> int:
+    """Images per row of a grid of n: ``nrow``, or a square's."""
+    return math.ceil(math.sqrt(n)) if nrow is None else whole("nrow", nrow, 1)
+
+
 def grid_image(images: Tensor, nrow: int | None = None) -> Image.Image:
     """(N, C, H, W) floats in [-1, 1] (or uint8 in 0..255) -> a PIL grid, ``nrow`` images per
     row (default: square). C is 1 (grey) or 3 (RGB)."""
@@ -27,7 +32,7 @@ def grid_image(images: Tensor, nrow: int | None = None) -> Image.Image:
                          f"not {got}; toy points are drawn by viz.toy")
     if images.dtype == torch.uint8:
         images = images.float() / 127.5 - 1
-    nrow = math.ceil(math.sqrt(len(images))) if nrow is None else whole("nrow", nrow, 1)
+    nrow = _columns(len(images), nrow)
     grid = make_grid(images.float().clamp(-1, 1), nrow=nrow, padding=2, pad_value=-1)
     array = grid.add(1).mul(127.5).round().byte().permute(1, 2, 0).cpu().numpy()
     return Image.fromarray(array[:, :, 0] if images.shape[1] == 1 else array)
@@ -75,7 +80,7 @@ def save_grid(images: Tensor, path: Path, nrow: int | None = None, scale: int = 
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
     if row_labels is not None:
-        rows = math.ceil(len(images) / (nrow or math.ceil(math.sqrt(len(images)))))
+        rows = math.ceil(len(images) / _columns(len(images), nrow))
         if len(row_labels) != rows:
             raise ValueError(f"row_labels names {len(row_labels)} rows; the grid has {rows}")
         img = label_rows(img, row_labels)
