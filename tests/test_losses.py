@@ -235,3 +235,40 @@ def test_discriminator_stats_are_detached():
 def test_unknown_loss_name_is_a_config_error():
     with pytest.raises(ConfigError, match="minimax"):
         G_LOSSES.get("no-such-loss")
+
+
+def test_maximum_likelihood_caps_the_logit_at_fifty():
+    """Past ML_LOGIT_MAX = 50 the cost is -1/2 exp(50) for that sample (finite in float32) and
+    the sample gets no gradient: logits (60, 0) give -1/4 (e^50 + 1); a cap of 80 would give
+    -1/4 (e^60 + 1) and a gradient at 60."""
+    x = t([60.0, 0.0]).requires_grad_(True)
+    loss = G_LOSSES.get("maximum-likelihood")(x)
+    assert loss.item() == pytest.approx(-0.25 * (math.exp(50.0) + 1.0), rel=1e-5)
+    loss.backward()
+    assert x.grad.tolist() == [0.0, pytest.approx(-0.25)]
+
+
+@pytest.mark.parametrize("loss,cut", [("cross-entropy", 0.0), ("hinge", 0.0),
+                                      ("least-squares", 0.5)])
+def test_d_acc_counts_an_output_on_the_threshold_as_wrong(loss, cut):
+    """D is right on a real sample above its threshold and a fake one below it: an output
+    exactly on the threshold is neither, for real and fake samples alike."""
+    on = discriminator_stats(t([cut, cut]), t([cut, cut]), loss)
+    assert on["d_acc"].item() == 0.0
+    # one real above, one fake below, the other two on the threshold: 2 of 4
+    s = discriminator_stats(t([cut, cut + 1.0]), t([cut, cut - 1.0]), loss)
+    assert s["d_acc"].item() == pytest.approx(0.5)
+
+
+def test_discriminator_stats_are_float32_for_low_precision_logits():
+    """bfloat16 logits (as autocast gives) are read as float32 before any mean: the statistics
+    equal those of the same values in float32, not a bfloat16 sum's rounding of them."""
+    real = torch.linspace(-3.0, 3.0, 1001).bfloat16()
+    fake = torch.linspace(-4.0, 1.0, 999).bfloat16()
+    for loss in ("cross-entropy", "hinge", "least-squares", "wasserstein"):
+        low = discriminator_stats(real, fake, loss)
+        full = discriminator_stats(real.float(), fake.float(), loss)
+        assert low.keys() == full.keys()
+        for key, value in low.items():
+            assert value.dtype == torch.float32, (loss, key)
+            assert value.item() == pytest.approx(full[key].item(), rel=1e-6, abs=1e-7), (loss, key)

@@ -11,9 +11,10 @@ from ganforge.metrics import grid_centers, mode_metrics, ring_centers
 STD = 0.02  # VEEGAN ring: radius 2, std 0.02
 
 
-@pytest.mark.parametrize("stds", [-STD, 0.0, [STD, STD], [STD] * 7 + [-STD]])
+@pytest.mark.parametrize("stds", [-STD, 0.0, [STD, STD], [STD] * 7 + [-STD], [[STD] * 8]])
 def test_stds_must_be_positive_one_or_one_per_mode(stds):
     # a negative std gave hq 0 silently, a list of the wrong length a numpy broadcast error
+    # and a (1, 8) table of stds is not one per mode either
     with pytest.raises(ValueError, match=r"stds must be one std > 0 or one per mode \(8\)"):
         mode_metrics(ring_centers(), ring_centers(), stds)
 
@@ -143,3 +144,44 @@ def test_dimension_mismatch_is_an_error():
                              (np.zeros((3, 2)), np.zeros((0, 2)))):
         with pytest.raises(ValueError, match="needs at least one sample and one centre"):
             mode_metrics(samples, centres, STD)
+
+
+def test_grid_centres_run_over_the_second_coordinate_first():
+    """Centre k is (values[k // 5], values[k % 5]), the order of torch.cartesian_prod that the
+    grid data (data/toy.py) uses, so counts and weights given in one order line up with the
+    other."""
+    v = (-4, -2, 0, 2, 4)
+    assert grid_centers().tolist() == [[a, b] for a in v for b in v]
+    np.testing.assert_array_equal(
+        grid_centers(), torch.cartesian_prod(torch.tensor(v, dtype=torch.float64),
+                                             torch.tensor(v, dtype=torch.float64)).numpy())
+
+
+def test_one_high_quality_sample_covers_a_mode():
+    centres = ring_centers()
+    samples = np.concatenate([centres[[3]], around(centres[6], 10, STD)])
+    r = mode_metrics(samples, centres, STD)
+    assert r["modes"] == 2 and r["counts"] == [0, 0, 0, 1, 0, 0, 10, 0]
+    assert r["kl"] == pytest.approx(1 / 11 * math.log(8 / 11) + 10 / 11 * math.log(80 / 11))
+
+
+def test_kl_reads_the_weight_of_each_covered_mode():
+    """Weights 1/4, 1/4, 1/2 and every HQ sample on the last mode: KL = 1 * log(1 / (1/2)) =
+    log 2; all of them on the first: log 4. Only covered modes enter the sum, each with its
+    own weight."""
+    centres = np.array([[-3.0], [0.0], [3.0]])
+    assert mode_metrics(np.full(20, 3.0), centres, 0.5, weights=[1, 1, 2])["kl"] == \
+        pytest.approx(math.log(2))
+    assert mode_metrics(np.full(20, -3.0), centres, 0.5, weights=[1, 1, 2])["kl"] == \
+        pytest.approx(math.log(4))
+    # 10 on the middle mode, 30 on the last: 1/4 log(1/4 / 1/4) + 3/4 log(3/4 / 1/2)
+    samples = np.concatenate([np.full(10, 0.1), np.full(30, 2.9)])
+    assert mode_metrics(samples, centres, 0.5, weights=[1, 1, 2])["kl"] == \
+        pytest.approx(0.75 * math.log(1.5))
+
+
+def test_torch_samples_that_require_grad_are_read():
+    centres = ring_centers()
+    samples = np.concatenate([around(centres[0], 30, STD), around(centres[4], 10, STD)])
+    x = torch.tensor(samples, requires_grad=True)
+    assert mode_metrics(x * 1.0, centres, STD) == mode_metrics(samples, centres, STD)

@@ -14,7 +14,7 @@ from helpers import cli, one_error_line
 from ganforge.config import load_config
 from ganforge.data import load_data
 from ganforge.data.stacked import stack_digits
-from ganforge.metrics.stacked import channel_digits, histogram_metrics, stacked_metrics
+from ganforge.metrics.stacked import channel_digits, histogram_metrics, mode_ids, stacked_metrics
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +133,19 @@ def test_digit_kl_sums_all_three_channels(good_digits):
     r = stacked_metrics(stacks(good_digits, [0] * 10))
     assert r["kl"] == pytest.approx(math.log(1000), abs=1e-12)
     assert r["digit_kl"] == pytest.approx(3 * math.log(10), abs=1e-12)
+
+
+def test_histogram_metrics_refuses_negative_ids():
+    for bad in ([-1], [0, 5, -2]):
+        with pytest.raises(ValueError, match=r"integers in 0\.\.999"):
+            histogram_metrics(bad)
+
+
+def test_mode_ids_read_red_green_blue_as_hundreds_tens_units(good_digits):
+    modes = [37, 148, 905, 0, 999, 610]
+    images = stacks(good_digits, modes)
+    assert mode_ids(images).tolist() == modes
+    assert channel_digits(images).tolist() == [[m // 100, m // 10 % 10, m % 10] for m in modes]
 
 
 def test_channel_digits_needs_three_channels():
