@@ -1249,3 +1249,83 @@ def test_overwrite_refuses_a_folder_without_config_yaml_whose_names_look_like_a_
     assert cli("train", "demo", *tiny(2), "--out", out, "--overwrite") == 2
     assert "it has no config.yaml" in one_error_line(capsys)
     assert snapshot(out) == before
+
+
+# ------------------------------------------------------- audit: argument handling
+
+def test_a_negative_label_is_one_line(straight, tmp_path, capsys):
+    assert cli("sample", straight("cdcgan-mnist"), "--label", -1, "--out", tmp_path / "x.npy") == 2
+    assert "--label -1 is out of range; choose 0..9" in one_error_line(capsys)
+    assert not (tmp_path / "x.npy").exists()
+
+
+def test_a_conditional_grid_shows_one_class_a_row(straight, tmp_path):
+    """20 samples of a conditional run: two rows of ten (class r in row r), not a 5x4 square."""
+    assert cli("sample", straight("cdcgan-mnist"), "--n", 20, "--out", tmp_path / "g.png") == 0
+    with Image.open(tmp_path / "g.png") as img:
+        assert img.size == (10 * 30 + 2, 2 * 30 + 2)
+
+
+def test_stray_arguments_are_a_usage_error_outside_train(straight, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli("sample", straight("demo"), "stray", "--out", tmp_path / "x.png")
+    assert e.value.code == 2
+    assert "unrecognized arguments: stray" in one_error_line(capsys)
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_classifier_needs_an_epoch(tmp_path, capsys):
+    out = tmp_path / "w.safetensors"
+    assert cli("classifier", "--epochs", 0, "--out", out) == 2
+    assert "--epochs 0 must be at least 1" in one_error_line(capsys)
+    assert not out.exists()
+
+
+def test_option_defaults_are_the_documented_ones():
+    """The defaults the help texts and README name."""
+    from ganforge.cli import build_parser
+
+    parse = build_parser().parse_args
+    s = parse(["sample", "RUN", "--out", "x.png"])
+    assert (s.n, s.seed, s.label, s.step, s.no_ema, s.device) == (100, 0, None, None, False, "cpu")
+    i = parse(["interpolate", "RUN", "--out", "x.png"])
+    assert (i.steps, i.rows, i.seed, i.spherical) == (10, 8, 0, False)
+    a = parse(["arithmetic", "RUN", "--attribute", "slant", "--out", "x.png"])
+    assert (a.pool, a.edit, a.quantile, a.scale, a.seed, a.digits, a.orthogonal) == \
+        (5000, 500, 0.2, 1.0, 0, None, False)
+    p = parse(["probe", "RUN"])
+    assert (p.labels, p.draws, p.grid, p.seed) == ("100,1000", 5, 4, 0)
+    f = parse(["filters", "RUN", "--out", "x.png"])
+    assert (f.layer, f.channels, f.top, f.images, f.seed) == (None, 8, 8, 2000, 0)
+    e = parse(["eval", "RUN"])
+    assert (e.reference, e.metrics, e.extractor, e.n) == ("mnist", None, "auto", None)
+    c = parse(["classifier", "--out", "w.safetensors"])
+    assert (c.seed, c.epochs) == (0, 15)
+
+
+def test_interpolate_and_arithmetic_use_the_trained_weights_with_no_ema(tiny, tmp_path, capsys):
+    """--no-ema: G's trained weights, not their moving average, in every command that takes it."""
+    import json
+
+    from ganforge import latent
+
+    run = tmp_path / "ema"
+    assert cli("train", "demo", *tiny(4, "train.ema_decay=0.5", "train.checkpoint_every=4"),
+               "--out", run) == 0
+    raw, cfg = load_generator(run, ema=False)
+    avg, _ = load_generator(run)
+    z, _ = latent.interpolation_inputs(cfg, rows=2, steps=3)
+    latent.save_interpolation(generate(raw, z), 3, tmp_path / "raw.png")
+    latent.save_interpolation(generate(avg, z), 3, tmp_path / "avg.png")
+    pixels = lambda p: np.asarray(Image.open(p))  # noqa: E731
+    assert not np.array_equal(pixels(tmp_path / "raw.png"), pixels(tmp_path / "avg.png"))
+    for flags, expected in (([], "avg.png"), (["--no-ema"], "raw.png")):
+        out = tmp_path / f"walk{len(flags)}.png"
+        assert cli("interpolate", run, "--rows", 2, "--steps", 3, *flags, "--out", out) == 0
+        assert np.array_equal(pixels(out), pixels(tmp_path / expected)), flags
+    capsys.readouterr()
+    assert cli("arithmetic", run, "--attribute", "thickness", "--pool", 20, "--edit", 4,
+               "--no-ema", "--json", "--out", tmp_path / "a.png") == 0
+    printed = json.loads(capsys.readouterr().out)
+    figures, _ = latent.arithmetic(raw, cfg, "thickness", pool=20, edit=4)
+    assert printed == {**figures, "picture_rows": ["z - v", "z", "z + v"]}

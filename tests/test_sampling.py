@@ -141,3 +141,13 @@ def test_fixed_inputs_and_sample_z_reject_what_they_cannot_honour():
         fixed_inputs("runs/x", 2)
     with pytest.raises(ValueError, match="dist='gauss' is not known; choose normal or uniform"):
         sample_z(3, 4, "gauss")
+
+
+def test_fixed_inputs_default_to_the_grid_seed():
+    """Without a seed the grid's noise comes from train.seed + 12345 (the noise of the progress
+    grids of every run, so that grids of runs from other versions stay comparable)."""
+    cfg = load_config("demo", ["model.z_dim=5", "train.seed=3"])
+    z, _ = fixed_inputs(cfg, 6)
+    expected = sample_z(6, 5, cfg.model.z_dist, torch.Generator().manual_seed(3 + 12345))
+    assert torch.equal(z, expected)
+    assert torch.equal(z, fixed_inputs(cfg, 6, seed=3 + 12345)[0])
