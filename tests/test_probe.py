@@ -112,6 +112,8 @@ def test_bad_input_is_one_line_and_exit_2(dcgan, cdcgan, mlp, tmp_path, capsys):
         (("filters", dcgan, "--channels", 1000, "--out", png), "--channels 1000 must be at most"),
         (("filters", dcgan, "--images", 5, "--top", 8, "--out", png), "at most 5 (the images"),
         (("probe", dcgan, "--labels", "100,"), "multiples of 10"),  # no empty count
+        # a repeated count gave two entries per draw in its column
+        (("probe", dcgan, "--labels", "10,100,10"), "'10,100,10' names 10 more than once"),
         (("probe", dcgan, "--grid", 100), "--grid 100 must be between 1 and 14"),
     ]
     for argv, words in cases:
@@ -127,6 +129,8 @@ def test_api_checks_label_counts_layers_and_conditional_labels(dcgan, cdcgan):
     for labels in ([15], [5000], [100.0], []):  # 15 and 5000 used to run as 10 and 4,000
         with pytest.raises(GanforgeError, match="multiples of 10 from 10 to 4,000"):
             probe.run_probe(d, cfg, labels)
+    with pytest.raises(GanforgeError, match="names 20 more than once"):
+        probe.run_probe(d, cfg, [20, 20])
     for layer in (0, 3, -1):  # 0 used to mean the last layer, 3 the logit or an IndexError
         with pytest.raises(GanforgeError, match=r"layer .* out of range; .* layers 1\.\.2"):
             probe.top_activations(d, x, None, layer)
