@@ -547,6 +547,28 @@ def test_a_resume_reads_config_yaml_as_the_config_does_and_mends_it_at_the_last_
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="fcntl locks")
+def test_a_run_just_started_is_being_trained_not_without_checkpoints(demo_copy, tmp_path,
+                                                                      capsys):
+    """A resume of a run whose trainer holds the folder before its first checkpoint: the
+    folder is busy (it said 'no checkpoint in ...', as if the run were broken)."""
+    import fcntl
+    import os
+
+    run = tmp_path / "started"
+    run.mkdir()
+    (run / "config.yaml").write_text((demo_copy / "config.yaml").read_text())
+    fd = os.open(run, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert cli("train", "--resume", run, "train.steps=42") == 2
+        assert "is being trained by another process" in one_error_line(capsys)
+    finally:
+        os.close(fd)
+    assert cli("train", "--resume", run, "train.steps=42") == 2  # unlocked: what it lacks
+    assert "no checkpoint in" in one_error_line(capsys)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="fcntl locks")
 def test_a_folder_being_trained_is_not_trained_twice(demo_copy, tiny, tmp_path, monkeypatch,
                                                      capsys):
     """A second train --resume or --overwrite of a folder another process trains is refused

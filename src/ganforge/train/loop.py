@@ -438,6 +438,11 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
            log, flag: _StopFlag, lock: _RunLock) -> Path:
     t = cfg.train
     main = dist.is_main()
+    # a resume, or --overwrite: not while another process trains the folder (every rank
+    # stops), checked first, as a run just started has no checkpoint to resume yet
+    if dist.any_rank(main and not lock.hold(run_dir)):
+        raise GanforgeError(f"'{run_dir}' is being trained by another process; wait for it to "
+                            "end (or stop it), then run this again")
 
     # --- everything that can fail on bad input happens before the run folder is touched
     changes, valid = _resume_changes(cfg, run_dir) if resume else ([], True)
@@ -521,10 +526,6 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
         torch.set_rng_state(state["rng.torch"])
     else:
         _prepare_new_run(run_dir, overwrite, write=False)  # checks only
-    # a resume, or --overwrite: not while another process trains the folder (every rank stops)
-    if dist.any_rank(main and not lock.hold(run_dir)):
-        raise GanforgeError(f"'{run_dir}' is being trained by another process; wait for it to "
-                            "end (or stop it), then run this again")
     if graphed and cfg.optim.decay != "none":  # the graph reads lr from a tensor it can change
         for opt in (opt_g, opt_d):
             for group in opt.param_groups:
