@@ -1128,7 +1128,7 @@ def test_an_out_through_a_link_to_nothing_is_one_line_naming_the_link(argv, demo
     assert snapshot(demo_copy) == before and not (tmp_path / "gone").exists()
 
 
-def test_an_out_where_no_file_can_be_made_is_one_line(demo_copy, monkeypatch, capsys):
+def test_an_out_where_no_file_can_be_made_is_one_line(demo_copy, tmp_path, monkeypatch, capsys):
     """ENOENT from the system (/proc refuses new files): one line naming the file, exit 2."""
     import errno
 
@@ -1138,8 +1138,24 @@ def test_an_out_where_no_file_can_be_made_is_one_line(demo_copy, monkeypatch, ca
         raise OSError(errno.ENOENT, "No such file or directory", str(dst))
 
     monkeypatch.setattr(ganforge.files.os, "replace", refused)
-    assert cli("sample", demo_copy, "--n", 4, "--out", "/proc/x.png") == 2
-    assert one_error_line(capsys) == "ganforge: error: no such file or directory: '/proc/x.png'"
+    assert cli("sample", demo_copy, "--n", 4, "--out", tmp_path / "x.png") == 2
+    assert one_error_line(capsys) == f"ganforge: error: no such file or directory: " \
+                                     f"'{tmp_path / 'x.png'}'"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="/proc")
+def test_an_out_where_no_file_can_be_made_is_refused_before_the_work(monkeypatch, capsys):
+    """/proc takes no new file, whoever asks: classifier and sample say so before they train
+    or load anything (the classifier trained for minutes, then failed to save)."""
+    import ganforge.metrics.classifier as classifier
+
+    monkeypatch.setattr(classifier, "train_classifier", lambda **kw: pytest.fail("trained"))
+    for argv in (("classifier", "--out", "/proc/nope/w.safetensors"),
+                 ("sample", "runs/none", "--out", "/proc/x.png")):
+        assert cli(*argv) == 2
+        assert one_error_line(capsys).startswith(
+            f"ganforge: error: --out '{argv[-1]}' cannot be written: no new file can be made "
+            "in '/proc' (")
 
 
 def test_sample_may_write_a_new_file_into_a_run_folder(demo_copy):

@@ -10,6 +10,7 @@ import math
 import os
 import re
 import sys
+import tempfile
 from pathlib import Path
 
 from ganforge import __version__
@@ -364,6 +365,14 @@ def _out_file(arg: str, suffixes: tuple[str, ...], what: str) -> Path:
         if out.exists():
             raise GanforgeError(f"--out '{out}' would replace a file of the run folder '{run}'; "
                                 "choose a new name")
+    # where the file would go takes a new file: found now, not after minutes of work
+    folder = next(p for p in where.parents if p.is_dir())
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise GanforgeError(f"--out '{out}' cannot be written: no new file can be made in "
+                            f"'{folder}' ({e.strerror.lower()})") from None
     return out
 
 
