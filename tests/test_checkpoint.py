@@ -241,7 +241,8 @@ def test_load_generator(tmp_path):
     # a checkpoint folder or a file of the run: pointed at the run folder
     ckpt = next((tmp_path / "checkpoints").iterdir())  # either step's folder
     for inside in (ckpt, ckpt / "generator.safetensors", tmp_path / "config.yaml"):
-        with pytest.raises(CheckpointError, match=f"is inside the run folder '{tmp_path}'"):
+        with pytest.raises(CheckpointError, match=f"is inside the run folder '{tmp_path}'; "
+                           "pass that folder, with --step N"):
             load_generator(inside)
     with pytest.raises(TypeError, match="ema='no': pass True"):
         load_generator(tmp_path, ema="no")

@@ -259,7 +259,7 @@ def _load_model(run_dir: str | Path, step: int | None, which: str,
         run = next((p for p in run_dir.parents if (p / "config.yaml").is_file()), None)
         if run is not None:
             raise CheckpointError(f"'{run_dir}' is inside the run folder '{run}'; pass that "
-                                  "folder (and step=N for one checkpoint)")
+                                  "folder, with --step N (step=N) for one checkpoint")
     cfg = load_run_config(run_dir / "config.yaml")
     path = checkpoint_path(run_dir, step)
     with torch.random.fork_rng(devices=[]):  # the init the weights replace draws random numbers
