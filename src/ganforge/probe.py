@@ -144,7 +144,7 @@ def check_labels(counts: list[int], text: str | None = None) -> list[int]:
     if repeated:  # each count is one column, each of its draws one entry: a repeat doubles them
         text = ",".join(map(str, counts)) if text is None else text
         raise GanforgeError(f"--labels '{text}' names {', '.join(map(str, repeated))} more than "
-                            f"once; name each count of labelled digits once")
+                            "once; name each count of labelled digits once")
     return counts
 
 
