@@ -281,14 +281,11 @@ def parse_overrides(overrides: list[str]) -> dict:
     return out
 
 
-def _check_text(layer: dict, source: str, prefix: str = "") -> None:
+def _check_text(layer: dict, source: str) -> None:
     """A string setting (a name or a path) given a YAML bool or number: OmegaConf would make
     'True' of ``root: true`` and '10' of ``root: 010``, so ask for quotes instead."""
-    for key, value in layer.items():
-        full = f"{prefix}{key}"
-        if isinstance(value, dict):
-            _check_text(value, source, f"{full}.")
-        elif isinstance(value, (bool, int, float)) and _takes_text(full):
+    for full, value in flat(layer).items():
+        if isinstance(value, (bool, int, float)) and _takes_text(full):
             raise ConfigError(f"bad value for '{full}' in {source}: YAML reads it as the "
                               f"{type(value).__name__} {value!r}, not as text; put it in "
                               "quotes")

@@ -134,15 +134,14 @@ def check_labels(counts: list[int], text: str | None = None) -> list[int]:
     """``counts`` if each is a multiple of 10 between 10 and 4,000, named once, else a one-line
     error."""
     limit = 10 * PER_CLASS_POOL
+    text = ",".join(map(str, counts)) if text is None else text
     if not counts or any(not isinstance(n, Integral) or n < 10 or n > limit or n % 10
                          for n in counts):
-        text = ",".join(map(str, counts)) if text is None else text
         raise GanforgeError(f"--labels '{text}' must be comma-separated multiples of 10 from 10 "
                             f"to {limit:,} (labelled digits, equal per class, from the "
                             f"{limit:,} training digits)")
     repeated = sorted({n for n in counts if counts.count(n) > 1})
     if repeated:  # each count is one column, each of its draws one entry: a repeat doubles them
-        text = ",".join(map(str, counts)) if text is None else text
         raise GanforgeError(f"--labels '{text}' names {', '.join(map(str, repeated))} more than "
                             "once; name each count of labelled digits once")
     return counts
