@@ -146,6 +146,28 @@ def test_numbers_and_booleans_are_read_as_yaml_1_2(tmp_path):
     assert "'None' is not known" in one_line_error("demo", ["loss.penalty=None"])
 
 
+def test_whole_numbers_written_as_floats_are_whole_numbers(tmp_path):
+    """train.steps=3e4 is 30000 steps (YAML reads 3e4 as a float), in overrides, YAML files and
+    lists of whole numbers alike; a fraction, inf or nan is still refused, and float settings
+    keep their floats."""
+    cfg = load_config("demo", ["train.steps=3e4", "data.limit=1e3", "train.seed=-1e2",
+                               "model.g_hidden=[2.56e2,512.0]", "optim.lr_g=1e-3"])
+    assert (cfg.train.steps, cfg.data.limit, cfg.train.seed, cfg.model.g_hidden) == (
+        30000, 1000, -100, [256, 512])
+    assert all(type(v) is int for v in (cfg.train.steps, cfg.data.limit, *cfg.model.g_hidden))
+    assert cfg.optim.lr_g == 0.001 and load_config("demo", ["optim.lr_g=1"]).optim.lr_g == 1.0
+    path = tmp_path / "mine.yaml"
+    path.write_text("train:\n  steps: 2.5e3\ndata:\n  toy:\n    modes: 8.0\n")
+    cfg = load_config(str(path))
+    assert (cfg.train.steps, cfg.data.toy.modes) == (2500, 8) and type(cfg.train.steps) is int
+    assert to_yaml(cfg).count("steps: 2500\n") == 1  # the run's config.yaml: an int
+    assert one_line_error("demo", ["train.steps=1000.5"]) == (
+        "bad value for 'train.steps' in overrides: '1000.5' is not a whole number, e.g. 100")
+    for text in ("1e400", ".nan", "[1.5]"):
+        key = "model.g_hidden" if text.startswith("[") else "train.steps"
+        assert "is not a whole number" in one_line_error("demo", [f"{key}={text}"])
+
+
 def one_line_error(preset, overrides=()):
     with pytest.raises(ConfigError) as info:
         load_config(preset, list(overrides))

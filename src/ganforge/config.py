@@ -249,10 +249,35 @@ def _explain(e: OmegaConfBaseException, source: str) -> ConfigError:
     return ConfigError(f"bad value for '{key}' in {source}: {first}")
 
 
+def _field_type(key: str) -> str | None:
+    """The annotation of the dotted ``key``'s field as written ("int", "Optional[int]", ...)."""
+    types = {f.name: f.type for f in dataclasses.fields(_section_class(key))}
+    return types.get(key.rsplit(".", 1)[-1])
+
+
 def _takes_text(key: str) -> bool:
     """Whether the dotted ``key`` is a string setting (a name or a path)."""
-    types = {f.name: f.type for f in dataclasses.fields(_section_class(key))}
-    return types.get(key.rsplit(".", 1)[-1]) in ("str", str)
+    return _field_type(key) in ("str", str)
+
+
+def _whole_numbers(layer: dict, prefix: str = "") -> dict:
+    """``layer`` with a whole number that YAML reads as a float (``train.steps=3e4``, 30000.0)
+    made an int where the setting takes whole numbers; 2.5 stays, for OmegaConf to refuse."""
+    def whole(v):
+        return int(v) if isinstance(v, float) and v.is_integer() else v
+
+    out = {}
+    for k, v in layer.items():
+        key = f"{prefix}{k}"
+        kind = _field_type(key)
+        if isinstance(v, dict):
+            v = _whole_numbers(v, key + ".")
+        elif kind in ("int", "Optional[int]"):
+            v = whole(v)
+        elif kind == "List[int]" and isinstance(v, list):
+            v = [whole(x) for x in v]
+        out[k] = v
+    return out
 
 
 def parse_overrides(overrides: list[str]) -> dict:
@@ -303,7 +328,7 @@ def build_config(base: dict | None = None, *layers: tuple[dict, str],
                                   f"of {section}.* settings, not {layer[section]!r}")
         _check_text(layer, source)
         try:
-            cfg = OmegaConf.merge(cfg, OmegaConf.create(layer))
+            cfg = OmegaConf.merge(cfg, OmegaConf.create(_whole_numbers(layer)))
         except OmegaConfBaseException as e:
             raise _explain(e, source) from None
     obj: Config = OmegaConf.to_object(cfg)  # type: ignore[assignment]
