@@ -30,6 +30,13 @@ TINY = [
 
 
 @pytest.fixture(autouse=True)
+def _no_plugins_from_the_shell(monkeypatch):
+    """The command line imports the modules GANFORGE_PLUGINS names; a developer's own are not
+    the tests' (tests/test_plugins.py sets it where it wants it)."""
+    monkeypatch.delenv("GANFORGE_PLUGINS", raising=False)
+
+
+@pytest.fixture(autouse=True)
 def _no_inception_download(monkeypatch):
     """Tests never download: torch-fidelity's weight fetch fails as it would offline."""
     try:

@@ -666,6 +666,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.args += extra
     try:
+        from ganforge.plugins import load_plugins
+
+        load_plugins()  # names registered outside ganforge (GANFORGE_PLUGINS, entry points)
         return COMMANDS[args.command](args)
     except GanforgeError as e:
         print(f"ganforge: error: {e}", file=sys.stderr)

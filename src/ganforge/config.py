@@ -127,6 +127,8 @@ MEMORY_FORMATS = ("auto", "contiguous", "channels_last")
 CUDA_GRAPH = ("auto", "enabled", "disabled")
 DEVICES = "auto, cpu, cuda, cuda:N (N = 0, 1, ...) or mps"
 PRESET_PACKAGE = "ganforge.presets"
+# settings whose choices are registered names, so that code outside ganforge can add some
+REGISTERED = ("data.name", "model.arch", "loss.discriminator", "loss.generator", "loss.penalty")
 
 
 # ----------------------------------------------------------------------------- presets
@@ -368,7 +370,11 @@ def load_run_config(path: str | Path, overrides: list[str] = ()) -> Config:
         if str(path) in str(e) or key is None or any(
                 o.split("=", 1)[0].strip() == key[0] for o in overrides):
             raise
-        raise ConfigError(f"{path}: {e}") from None
+        # the run was trained where the name was known: registered outside ganforge
+        plugin = "; a name registered outside ganforge needs its module imported first " \
+            "(on the command line: GANFORGE_PLUGINS)" if key[0] in REGISTERED and \
+            "is not known" in str(e) else ""
+        raise ConfigError(f"{path}: {e}{plugin}") from None
 
 
 def run_settings(path: str | Path) -> dict[str, Any]:

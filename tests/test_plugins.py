@@ -1,0 +1,158 @@
+"""Names registered outside ganforge reach the command line: GANFORGE_PLUGINS (a module on the
+path or a .py file) and the entry points of the group ganforge.plugins."""
+import json
+import re
+import sys
+import textwrap
+
+import pytest
+from conftest import TINY
+from helpers import cli, one_error_line
+
+from ganforge.data import DATASETS
+from ganforge.errors import GanforgeError
+from ganforge.losses import D_LOSSES, G_LOSSES
+from ganforge.models import MODELS
+from ganforge.plugins import load_plugins
+
+# a model family, a generator loss and a dataset, as a user would write them
+PLUGIN = '''
+import torch
+from torch import nn
+
+from ganforge.data.base import ImageData
+from ganforge.data import DATASETS
+from ganforge.losses import G_LOSSES
+from ganforge.models import MODELS, ModelFamily
+
+
+class G(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        c, s = cfg.data.channels, cfg.data.image_size
+        self.shape = (c, s, s)
+        self.net = nn.Sequential(nn.Linear(cfg.model.z_dim, 32), nn.ReLU(), nn.Linear(32, c * s * s),
+                                 nn.Tanh())
+
+    def forward(self, z, y=None):
+        return self.net(z).view(len(z), *self.shape)
+
+
+class D(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        c, s = cfg.data.channels, cfg.data.image_size
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(c * s * s, 32), nn.LeakyReLU(0.2),
+                                 nn.Linear(32, 1))
+
+    def forward(self, x, y=None):
+        return self.net(x).squeeze(1)
+
+
+MODELS.register("plug-mlp")(ModelFamily(build=lambda cfg: (G(cfg), D(cfg))))
+
+
+@G_LOSSES.register("plug-softplus")
+def g_softplus(fake_logits):
+    return torch.nn.functional.softplus(-fake_logits).mean()
+
+
+@DATASETS.register("plug-squares")
+def squares(cfg):
+    images = torch.zeros(64, 1, 8, 8, dtype=torch.uint8)
+    for i in range(64):  # a bright square at one of 16 places
+        r, c = divmod(i % 16, 4)
+        images[i, 0, 2 * r:2 * r + 2, 2 * c:2 * c + 2] = 255
+    return ImageData(images, torch.zeros(64, dtype=torch.long), 1, "plug-squares: 64 squares")
+'''
+
+
+@pytest.fixture
+def registries(monkeypatch):
+    """Each registry as it was, and no plugin module left imported, after the test."""
+    for reg in (MODELS, G_LOSSES, D_LOSSES, DATASETS):
+        monkeypatch.setattr(reg, "_items", dict(reg._items))
+    before = set(sys.modules)
+    monkeypatch.delenv("GANFORGE_PLUGINS", raising=False)
+    yield monkeypatch
+    for name in set(sys.modules) - before:
+        if name.startswith("plug"):
+            del sys.modules[name]
+
+
+def test_a_plugin_file_serves_every_command(registries, tmp_path, capsys):
+    """Trained with a registered model, loss and dataset, the run samples and scores with the
+    plugin and names GANFORGE_PLUGINS without it."""
+    plugin = tmp_path / "plugmodels.py"
+    plugin.write_text(PLUGIN)
+    registries.setenv("GANFORGE_PLUGINS", f" {plugin} ")
+    run = tmp_path / "run"
+    assert cli("train", "demo", *TINY, "model.arch=plug-mlp", "loss.generator=plug-softplus",
+               "data.name=plug-squares", "data.image_size=8", "data.limit=null",
+               "train.steps=10", "--out", run) == 0
+    assert "plug-mlp" in MODELS and "plug-softplus" in G_LOSSES and "plug-squares" in DATASETS
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["step"] == 10
+    assert cli("sample", run, "--n", 4, "--out", tmp_path / "s.npy") == 0
+    capsys.readouterr()
+
+    registries.delenv("GANFORGE_PLUGINS")  # a later shell without the plugin
+    for reg, name in ((MODELS, "plug-mlp"), (G_LOSSES, "plug-softplus"),
+                      (DATASETS, "plug-squares")):
+        del reg._items[name]
+    assert cli("sample", run, "--n", 4, "--out", tmp_path / "t.npy") == 2
+    line = one_error_line(capsys)
+    assert "is not known; choose one of: " in line and line.endswith(
+        "a name registered outside ganforge needs its module imported first (on the command "
+        "line: GANFORGE_PLUGINS)")
+    assert cli("train", "demo", "model.arch=plug-mlp", "--out", tmp_path / "r2") == 2
+    assert "GANFORGE_PLUGINS" not in one_error_line(capsys)  # a preset's typo: no plugin hint
+
+
+def test_a_module_on_the_path_and_an_entry_point(registries, tmp_path):
+    """GANFORGE_PLUGINS names modules on the path; an installed package's entry point is a
+    module or a function, called once."""
+    (tmp_path / "plugloss.py").write_text(textwrap.dedent('''
+        from ganforge.losses import D_LOSSES
+        from ganforge.losses.adversarial import d_cross_entropy
+        D_LOSSES.register("plug-ce")(d_cross_entropy)
+        calls = []
+        def setup():
+            calls.append(1)
+            D_LOSSES.register("plug-ce-2")(d_cross_entropy)
+        '''))
+    info = tmp_path / "plugpkg-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: plugpkg\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[ganforge.plugins]\nsecond = plugloss:setup\n")
+    registries.syspath_prepend(str(tmp_path))
+    registries.setenv("GANFORGE_PLUGINS", "plugloss,,")
+    assert load_plugins() == ["second", "plugloss"]
+    assert "plug-ce" in D_LOSSES and "plug-ce-2" in D_LOSSES
+    assert sys.modules["plugloss"].calls == [1]
+
+
+@pytest.mark.parametrize("item, source, words", [
+    ("plugnothere", None, "GANFORGE_PLUGINS item 'plugnothere': no module named 'plugnothere'; "
+                          "install it or add its folder to PYTHONPATH"),
+    ("missing/plug.py", None, "GANFORGE_PLUGINS item 'missing/plug.py': no such .py file"),
+    ("plugbad.py", "import torch\n\nraise ValueError('no weights here')\n",
+     "failed to import: ValueError: no weights here (at plugbad.py:3)"),
+    ("plugdep.py", "import plug_dependency_not_installed\n",
+     "no module named 'plug_dependency_not_installed'"),
+    ("plugtwice.py", "from ganforge.losses import G_LOSSES\n"
+                     "G_LOSSES.register('minimax')(lambda logits: logits.mean())\n",
+     "failed to import: ValueError: generator loss 'minimax' is registered twice"),
+])
+def test_a_plugin_that_fails_is_one_line(registries, tmp_path, capsys, monkeypatch, item, source,
+                                         words):
+    monkeypatch.chdir(tmp_path)
+    if source is not None:
+        (tmp_path / item).write_text(source)
+    registries.setenv("GANFORGE_PLUGINS", item)
+    with pytest.raises(GanforgeError, match=re.escape(words)):
+        load_plugins()
+    assert cli("presets") == 2
+    line = one_error_line(capsys)
+    assert words in line
+    assert "plugbad" not in sys.modules and "plugtwice" not in sys.modules
