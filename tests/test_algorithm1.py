@@ -41,7 +41,8 @@ def test_one_iteration_follows_algorithm_1(tmp_path, monkeypatch):
     make_optimizer = loop.make_optimizer
     monkeypatch.setattr(loop, "build_models", spy_models)
     monkeypatch.setattr(loop, "make_optimizer", spy_optimizer)
-    for name in ("save_frame", "make_gif", "plot_curves"):  # pictures call G and D too
+    # pictures, and the check of G's and D's output shapes before the run, call G and D too
+    for name in ("save_frame", "make_gif", "plot_curves", "check_outputs"):
         monkeypatch.setattr(loop, name, lambda *a, **k: None)
     cfg = load_config("ring-gan", ["train.steps=1", "train.batch_size=8", "model.z_dim=2",
                                    "model.g_hidden=[8]", "model.d_hidden=[8]",
@@ -87,7 +88,7 @@ def test_feature_matching_under_instance_noise_compares_blurred_real_data(tmp_pa
         return g, d
 
     monkeypatch.setattr(loop, "build_models", spy)
-    for name in ("save_frame", "make_gif", "plot_curves"):
+    for name in ("save_frame", "make_gif", "plot_curves", "check_outputs"):
         monkeypatch.setattr(loop, name, lambda *a, **k: None)
     cfg = load_config("ring-gan", ["train.steps=1", "train.batch_size=64", "model.z_dim=2",
                                    "model.g_hidden=[8]", "model.d_hidden=[8]",

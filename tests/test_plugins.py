@@ -156,3 +156,49 @@ def test_a_plugin_that_fails_is_one_line(registries, tmp_path, capsys, monkeypat
     line = one_error_line(capsys)
     assert words in line
     assert "plugbad" not in sys.modules and "plugtwice" not in sys.modules
+
+
+
+@pytest.mark.parametrize("old, new, words", [
+    ("self.net(x).squeeze(1)", "self.net(x)",
+     "model.arch=plug-mlp: D gives (2, 1) for 2 samples; it must give one logit per sample, "
+     "shape (2,)"),
+    ("view(len(z), *self.shape)", "view(len(z), -1)",
+     "model.arch=plug-mlp: G gives (2, 784) for 2 noise vectors; the data needs (2, 1, 28, 28), "
+     "(N, data.channels, data.image_size, data.image_size)"),
+    ("view(len(z), *self.shape)", "view(len(z), *self.shape).unbind(0)",
+     "model.arch=plug-mlp: G gives tuple for 2 noise vectors"),
+])
+def test_a_family_whose_outputs_do_not_fit_the_data_stops_before_the_run(
+        registries, tmp_path, capsys, old, new, words):
+    """G's samples must have the data's shape and D give one logit per sample: checked on two
+    noise vectors before the run folder is made, not at the first picture after training."""
+    plugin = tmp_path / "plugbroken.py"
+    plugin.write_text(PLUGIN.replace(old, new))
+    registries.setenv("GANFORGE_PLUGINS", str(plugin))
+    assert cli("train", "demo", *TINY, "model.arch=plug-mlp", "train.steps=3",
+               "--out", tmp_path / "run") == 2
+    assert one_error_line(capsys).startswith(f"ganforge: error: {words}")
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_output_check_changes_no_state(registries, tmp_path):
+    """Eval mode, no gradients, zero inputs: the weights, batch-norm statistics, train mode and
+    torch's random state are as they were, for every built-in family, packed D included."""
+    import torch
+
+    from ganforge.config import load_config
+    from ganforge.data import load_data
+    from ganforge.models import build_models, check_outputs
+
+    for preset, extra in (("dcgan-mnist", []), ("gan-mnist", []), ("ring-pacgan", []),
+                          ("cdcgan-mnist", []), ("dcgan-64", ["data.name=mnist"])):
+        cfg = load_config(preset, ["data.limit=64", "train.batch_size=8", *extra])
+        g, d = build_models(cfg)
+        before = [{k: v.clone() for k, v in m.state_dict().items()} for m in (g, d)]
+        rng = torch.get_rng_state()
+        check_outputs(g, d, cfg, load_data(cfg))
+        assert torch.equal(torch.get_rng_state(), rng) and g.training and d.training
+        for m, was in zip((g, d), before):
+            now = m.state_dict()
+            assert all(torch.equal(now[k], v) for k, v in was.items()), preset

@@ -34,7 +34,7 @@ from ganforge.errors import (NO_SPACE, CheckpointError, ConfigError, DataError,
 from ganforge.files import is_temporary, write_text
 from ganforge.losses import (D_LOSSES, DISTANCE_ESTIMATES, G_LOSSES, PENALTIES,
                              discriminator_stats)
-from ganforge.models import build_models
+from ganforge.models import build_models, check_outputs
 from ganforge.sampling import sample_z
 from ganforge.train import dist
 from ganforge.train.checkpoint import (RUN_ENTRIES, DamagedCheckpoint, checkpoint_name,
@@ -466,6 +466,7 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
     amp_dtype, fmt = fast_path(t, device)
     graphed = use_cuda_graph(cfg, device)
     g, d = g.to(device, memory_format=fmt), d.to(device, memory_format=fmt)
+    check_outputs(g, d, cfg, data)
     opt_g = make_optimizer(cfg, g.parameters(), cfg.optim.lr_g, device, capturable=graphed)
     opt_d = make_optimizer(cfg, d.parameters(), cfg.optim.lr_d, device, capturable=graphed)
     # forward passes run under autocast and, optionally, compiled; every loss, penalty and
