@@ -69,9 +69,11 @@ def squares(cfg):
 
 @pytest.fixture
 def registries(monkeypatch):
-    """Each registry as it was, and no plugin module left imported, after the test."""
+    """Each registry and the Python path as they were, and no plugin module left imported,
+    after the test."""
     for reg in (MODELS, G_LOSSES, D_LOSSES, DATASETS):
         monkeypatch.setattr(reg, "_items", dict(reg._items))
+    monkeypatch.setattr(sys, "path", list(sys.path))
     before = set(sys.modules)
     monkeypatch.delenv("GANFORGE_PLUGINS", raising=False)
     yield monkeypatch
@@ -137,12 +139,12 @@ def test_a_module_on_the_path_and_an_entry_point(registries, tmp_path):
                           "install it or add its folder to PYTHONPATH"),
     ("missing/plug.py", None, "GANFORGE_PLUGINS item 'missing/plug.py': no such .py file"),
     ("plugbad.py", "import torch\n\nraise ValueError('no weights here')\n",
-     "failed to import: ValueError: no weights here (at plugbad.py:3)"),
+     "failed to load: ValueError: no weights here (at plugbad.py:3)"),
     ("plugdep.py", "import plug_dependency_not_installed\n",
-     "no module named 'plug_dependency_not_installed'"),
+     "needs the module 'plug_dependency_not_installed', which is not installed"),
     ("plugtwice.py", "from ganforge.losses import G_LOSSES\n"
                      "G_LOSSES.register('minimax')(lambda logits: logits.mean())\n",
-     "failed to import: ValueError: generator loss 'minimax' is registered twice"),
+     "failed to load: ValueError: generator loss 'minimax' is registered twice"),
 ])
 def test_a_plugin_that_fails_is_one_line(registries, tmp_path, capsys, monkeypatch, item, source,
                                          words):
@@ -202,3 +204,125 @@ def test_the_output_check_changes_no_state(registries, tmp_path):
         for m, was in zip((g, d), before):
             now = m.state_dict()
             assert all(torch.equal(now[k], v) for k, v in was.items()), preset
+
+
+def test_a_plugin_file_imports_the_files_beside_it_and_is_imported_once(registries, tmp_path):
+    """Its folder joins the Python path (after the rest), as `python file.py` would put it; the
+    same file named again, or already imported as a module, is not run twice."""
+    (tmp_path / "plughelpers.py").write_text("WIDTH = 7\n")
+    (tmp_path / "plugmain.py").write_text(
+        "from plughelpers import WIDTH\nfrom ganforge.losses import G_LOSSES\n"
+        "G_LOSSES.register('plug-width')(lambda logits: logits.mean() * WIDTH)\n")
+    registries.setenv("GANFORGE_PLUGINS", f"{tmp_path / 'plugmain.py'},{tmp_path}/plugmain.py")
+    load_plugins()
+    assert "plug-width" in G_LOSSES and sys.path[-1] == str(tmp_path)
+    registries.setenv("GANFORGE_PLUGINS", f"plugmain,{tmp_path / 'plugmain.py'}")
+    load_plugins()  # 'registered twice' if the file ran again under another name
+
+
+@pytest.mark.parametrize("name, source, words", [
+    ("yaml.py", "X = 1\n", "a module named 'yaml' exists already"),
+    ("plugsyntax.py", "x = 1\ndef broken(:\n", "failed to load: SyntaxError: invalid syntax "
+                                                "(at plugsyntax.py:2)"),
+    ("plugexit.py", "import sys\nsys.exit('no GPU here')\n",
+     "plugexit.py' called sys.exit('no GPU here') while it was loaded"),
+    ("plugconfig.py", "from ganforge.errors import ConfigError\nraise ConfigError('set X')\n",
+     "plugconfig.py': set X"),
+    ("plug spaced.py;other.py", None, "no such .py file (items are separated by commas)"),
+])
+def test_plugin_files_that_cannot_be_used_are_named(registries, tmp_path, capsys, name, source,
+                                                    words):
+    if source is not None:
+        (tmp_path / name).write_text(source)
+    registries.setenv("GANFORGE_PLUGINS", str(tmp_path / name))
+    assert cli("presets") == 2
+    line = one_error_line(capsys)
+    assert line.startswith(f"ganforge: error: GANFORGE_PLUGINS item '{tmp_path / name}")
+    assert words in line
+    assert sys.modules["yaml"].__name__ == "yaml" and hasattr(sys.modules["yaml"], "safe_load")
+
+
+CONV_D = '''
+class ConvD(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        c = cfg.data.channels
+        self.conv = nn.Conv2d(c, 4, 4, 2, 1)
+        self.out = nn.Linear(4 * (cfg.data.image_size // 2) ** 2, 1)
+
+    def forward(self, x, y=None):
+        return self.out(torch.relu(self.conv(x)).flatten(1)).squeeze(1)
+
+
+MODELS.register("plug-conv")(ModelFamily(build=lambda cfg: (G(cfg), ConvD(cfg))))
+MODELS.register("plug-none")(ModelFamily(build=lambda cfg: None))
+MODELS.register("plug-function")(lambda cfg: (G(cfg), D(cfg)))
+
+
+@DATASETS.register("plug-float")
+def floats(cfg):
+    return ImageData(torch.rand(64, 1, 8, 8), torch.zeros(64, dtype=torch.long), 1, "plug-float: x")
+
+
+@DATASETS.register("plug-hwc")
+def hwc(cfg):
+    x = torch.zeros(64, 8, 8, 3, dtype=torch.uint8)
+    return ImageData(x, torch.zeros(64, dtype=torch.long), 1, "plug-hwc: x")
+
+
+@DATASETS.register("plug-numpy-labels")
+def numpy_labels(cfg):
+    import numpy as np
+    return ImageData(torch.zeros(64, 1, 8, 8, dtype=torch.uint8), np.zeros(64), 1, "plug-np: x")
+
+
+@DATASETS.register("plug-tuple")
+def a_tuple(cfg):
+    return torch.zeros(64, 1, 8, 8, dtype=torch.uint8), torch.zeros(64, dtype=torch.long)
+'''
+
+
+@pytest.mark.parametrize("settings, words", [
+    (["model.conditional=true"], "model.arch=plug-mlp: G.num_classes is None; with "
+     "model.conditional=true it must be 10 (the labels G takes)"),
+    (["loss.generator=feature-matching"], "model.arch=plug-mlp: loss.generator=feature-matching "
+     "needs D.features, which this family's D does not have"),
+    (["model.g_components=3"], "model.arch=plug-mlp: model.g_components=3 needs G.info_loss"),
+    (["model.arch=plug-none"], "model.arch=plug-none: build(cfg) must return (G, D), two torch "
+     "modules, not NoneType"),
+    (["model.arch=plug-function"], "model.arch=plug-function is registered as a function, not a "
+     "ganforge.models.ModelFamily(build=...)"),
+    (["data.name=plug-float", "data.image_size=8"], "plug-float: images must be a uint8 tensor "
+     "(N, C, H, W) of 0..255 with C = 1 or 3, not (64, 1, 8, 8) torch.float32"),
+    (["data.name=plug-hwc", "data.image_size=8"], "not (64, 8, 8, 3) torch.uint8"),
+    (["data.name=plug-numpy-labels", "data.image_size=8"], "plug-np: labels must be an integer "
+     "tensor (N,), not ndarray"),
+    (["data.name=plug-tuple", "data.image_size=8"], "data.name=plug-tuple: the dataset must "
+     "return a ganforge.data.base.ImageData, not tuple"),
+])
+def test_a_family_or_dataset_outside_the_contract_is_one_line(registries, tmp_path, capsys,
+                                                             settings, words):
+    """What models/__init__.py and ImageData ask of a family and a dataset, before a run folder
+    is written."""
+    plugin = tmp_path / "plugcontract.py"
+    plugin.write_text(PLUGIN + CONV_D)
+    registries.setenv("GANFORGE_PLUGINS", str(plugin))
+    assert cli("train", "demo", *TINY, "model.arch=plug-mlp", "data.limit=null", *settings,
+               "train.steps=3", "--out", tmp_path / "run") == 2
+    assert words in one_error_line(capsys)
+    assert not (tmp_path / "run").exists()
+
+
+def test_probe_and_filters_name_what_a_conv_d_of_a_plugin_lacks(registries, tmp_path, capsys):
+    plugin = tmp_path / "plugconv.py"
+    plugin.write_text(PLUGIN + CONV_D)
+    registries.setenv("GANFORGE_PLUGINS", str(plugin))
+    run = tmp_path / "run"
+    assert cli("train", "demo", *TINY, "model.arch=plug-conv", "train.steps=3", "--out", run) == 0
+    capsys.readouterr()
+    for command in (["probe", run, "--labels", 100, "--draws", 1],
+                    ["filters", run, "--out", tmp_path / "f.png"]):
+        assert cli(*command) == 2
+        assert one_error_line(capsys).endswith(
+            "needs D.blocks and D.features (D's layers and their outputs, as model.arch=dcgan "
+            "has them); this run's model.arch=plug-conv has not")

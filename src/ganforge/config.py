@@ -429,7 +429,7 @@ def validate(cfg: Config) -> None:
     """Registry names and ranges. Raises ConfigError with a one-line message."""
     from ganforge.data import DATASETS
     from ganforge.losses import D_LOSSES, G_LOSSES, PENALTIES
-    from ganforge.models import MODELS
+    from ganforge.models import MODELS, family
 
     _choice("data.name", cfg.data.name, DATASETS.names())
     _choice("model.arch", cfg.model.arch, MODELS.names())
@@ -519,7 +519,7 @@ def validate(cfg: Config) -> None:
 
     if is_toy(cfg.data.name):
         check_toy(cfg)
-    MODELS.get(cfg.model.arch).check(cfg)
+    family(cfg).check(cfg)
 
 
 def preset_description(name: str) -> str:

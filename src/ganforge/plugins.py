@@ -31,35 +31,45 @@ GROUP = "ganforge.plugins"
 def load_plugins() -> list[str]:
     """Import the entry points of ``GROUP`` and the items of ``$GANFORGE_PLUGINS``; returns what
     was loaded, by name. A plugin that cannot be found or fails to import is a GanforgeError
-    naming it, the exception and where it was raised."""
+    naming it, the exception and where in the plugin it was raised."""
     loaded = []
     for ep in sorted(entry_points(group=GROUP), key=lambda ep: ep.name):
         where = f"plugin '{ep.name}' ({ep.value}, entry point of the group {GROUP})"
-        obj = _run(where, ep.load)
+        obj = _run(where, ep.load, ep.module)
         if callable(obj) and not isinstance(obj, type):
-            _run(where, obj)
+            _run(where, obj, ep.module)
         loaded.append(ep.name)
     for item in (s.strip() for s in os.environ.get(ENV, "").split(",")):
         if item:
-            _run(f"{ENV} item '{item}'", lambda: _import(item))
+            _run(f"{ENV} item '{item}'", lambda: _import(item), item)
             loaded.append(item)
     return loaded
 
 
 def _import(item: str) -> None:
-    """A module by name, or a .py file by path (under its file name, as ``python file.py``
-    would not; its classes can then be found again by pickle and dataclasses)."""
+    """A module by name, or a .py file by path. The file is imported under its file name, with
+    its folder on the Python path (after the rest), so that it can import the files beside it,
+    as ``python file.py`` can; a name some other module has is refused."""
     if not item.endswith(".py") and os.sep not in item and "/" not in item:
         importlib.import_module(item)
         return
-    path = Path(item).expanduser()
+    path = Path(item).expanduser().resolve()
     if not path.is_file():
-        raise GanforgeError(f"{ENV} item '{item}': no such .py file; give a path to a Python "
-                            "file, or a module name on PYTHONPATH")
+        apart = " (items are separated by commas)" if any(c in item for c in " ;:") else ""
+        raise GanforgeError(f"{ENV} item '{item}': no such .py file{apart}; give a path to a "
+                            f"Python file (relative to the current folder '{Path.cwd()}'), or a "
+                            "module name on PYTHONPATH")
+    if any(_file_of(m) == path for m in list(sys.modules.values())):
+        return  # imported already (named twice, or as a module of a package)
     name = path.stem
-    if name in sys.modules and getattr(sys.modules[name], "__file__", None) and \
-            Path(sys.modules[name].__file__).resolve() == path.resolve():
-        return  # already imported (named twice)
+    other = _file_of(sys.modules[name]) if name in sys.modules else _found_file(name)
+    if name in sys.modules or other is not None and Path(other).resolve() != path:
+        where = f" ({other})" if other else ""
+        raise GanforgeError(f"{ENV} item '{item}': a module named '{name}' exists already"
+                            f"{where}; rename the file, as importing it would stand in for that "
+                            "module")
+    if str(path.parent) not in sys.path:
+        sys.path.append(str(path.parent))
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
@@ -70,18 +80,56 @@ def _import(item: str) -> None:
         raise
 
 
-def _run(where: str, fn):
-    """``fn()``, with any failure but a GanforgeError or Ctrl-C said in one line."""
+def _file_of(module) -> Path | None:
+    file = getattr(module, "__file__", None)
+    return Path(file).resolve() if file else None
+
+
+def _found_file(name: str) -> str | None:
+    """Where the import system finds a top-level module ``name`` (built-in ones included)."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    return None if spec is None else (spec.origin or "a namespace package")
+
+
+def _run(where: str, fn, source: str):
+    """``fn()``, with any failure said in one line that names the plugin (``where``) and the
+    line of the plugin it came from (``source``: its file or module name)."""
     try:
         return fn()
-    except (GanforgeError, KeyboardInterrupt):
+    except KeyboardInterrupt:
         raise
+    except GanforgeError as e:
+        raise GanforgeError(f"{where}: {e}") from None
+    except SystemExit as e:
+        raise GanforgeError(f"{where} called sys.exit({e.code!r}) while it was loaded") from None
     except ModuleNotFoundError as e:
-        raise GanforgeError(f"{where}: no module named '{e.name}'; install it or add its folder "
-                            f"to PYTHONPATH (or give the path to a .py file in {ENV})") from None
+        if e.name == source:
+            raise GanforgeError(f"{where}: no module named '{e.name}'; install it or add its "
+                                f"folder to PYTHONPATH (or give the path to a .py file in {ENV})"
+                                ) from None
+        raise GanforgeError(f"{where} needs the module '{e.name}', which is not installed (or not "
+                            "on PYTHONPATH)") from None
     except Exception as e:
-        frames = traceback.extract_tb(e.__traceback__)
-        at = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
         first = (str(e).splitlines() or [""])[0]
-        raise GanforgeError(f"{where} failed to import: {type(e).__name__}: {first}{at}") \
-            from None
+        if isinstance(e, SyntaxError):  # where the plugin's text is wrong, not importlib's
+            first = e.msg
+            at = f" (at {Path(e.filename or '?').name}:{e.lineno})"
+        else:
+            at = _origin(e, source)
+        raise GanforgeError(f"{where} failed to load: {type(e).__name__}: {first}{at}") from None
+
+
+def _origin(e: BaseException, source: str) -> str:
+    """' (at FILE:LINE)' for the innermost frame of the plugin's own code: its file, or any file
+    that is not the import machinery's or this module's; '' when there is none."""
+    frames = traceback.extract_tb(e.__traceback__)
+    stem = Path(source).stem.split(".")[0]
+    skip = (str(Path(importlib.__file__).parent), str(Path(__file__)))
+    own = [f for f in frames if not f.filename.startswith("<")
+           and not f.filename.startswith(skip)]
+    mine = [f for f in own if stem in Path(f.filename).parts or Path(f.filename).stem == stem]
+    last = (mine or own or [None])[-1]
+    return "" if last is None else f" (at {Path(last.filename).name}:{last.lineno})"

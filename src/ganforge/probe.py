@@ -46,6 +46,11 @@ def load_discriminator_checked(run_dir, step: int | None, command: str):
     if cfg.model.pack > 1:
         raise GanforgeError(f"{command} needs a D that judges single images; this run's D judges "
                             f"packs of model.pack={cfg.model.pack}")
+    missing = [f"D.{a}" for a in ("blocks", "features") if not hasattr(d, a)]
+    if missing:  # a family registered outside ganforge (models/__init__.py says what they are)
+        raise GanforgeError(f"{command} needs {' and '.join(missing)} (D's layers and their "
+                            f"outputs, as model.arch=dcgan has them); this run's model.arch="
+                            f"{cfg.model.arch} has not")
     return d, cfg
 
 

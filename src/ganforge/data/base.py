@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ganforge.errors import DataError
 from ganforge.registry import Registry
 
 
@@ -24,9 +25,16 @@ class ImageData:
     def __post_init__(self):
         """Files of one dataset that do not belong together fail here, at load time, rather
         than at some step after the run folder was written."""
-        from ganforge.errors import DataError
-
         name = self.source.split(":", 1)[0]
+        x, y = self.images, self.labels  # checked for datasets registered outside ganforge
+        if self.kind == "image" and (not torch.is_tensor(x) or x.dtype != torch.uint8
+                                     or x.dim() != 4 or x.shape[1] not in (1, 3)):
+            got = f"{tuple(x.shape)} {x.dtype}" if torch.is_tensor(x) else type(x).__name__
+            raise DataError(f"{name}: images must be a uint8 tensor (N, C, H, W) of 0..255 with "
+                            f"C = 1 or 3, not {got}")
+        if not torch.is_tensor(y) or y.dim() != 1 or y.is_floating_point() or y.dtype == torch.bool:
+            got = f"{tuple(y.shape)} {y.dtype}" if torch.is_tensor(y) else type(y).__name__
+            raise DataError(f"{name}: labels must be an integer tensor (N,), not {got}")
         if len(self.labels) != len(self.images):
             raise DataError(f"{name}: {len(self.images):,} images but {len(self.labels):,} "
                             "labels; the image and label files must come from one dataset")
@@ -68,6 +76,9 @@ def load_data(cfg):
                         f"{type(cfg).__name__}")
     validate(cfg)
     data = DATASETS.get(cfg.data.name)(cfg)
+    if not isinstance(data, ImageData) and getattr(data, "kind", None) != "toy":
+        raise DataError(f"data.name={cfg.data.name}: the dataset must return a "
+                        f"ganforge.data.base.ImageData, not {type(data).__name__}")
     if data.kind != "image":
         return data
     images, labels, source, more = data.images, data.labels, data.source, data.more

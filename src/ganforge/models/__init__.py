@@ -1,8 +1,18 @@
 """Generator / discriminator families, registered by name (``model.arch``).
 
-Every generator is called as ``G(z, y=None) -> (B, C, H, W)`` in [-1, 1] and every
-discriminator as ``D(x, y=None) -> (B,)`` logits (B / m logits with ``model.pack`` m); ``y``
-holds integer labels for conditional models and is ignored otherwise.
+A family's ``build(cfg)`` returns ``(G, D)``, two ``nn.Module``s, and what the loop and the
+commands ask of them is:
+
+- ``G(z, y=None) -> (B, C, H, W)`` in [-1, 1] (``(B, dimensions)`` for toy data), from ``z`` of
+  shape ``(B, model.z_dim)``. ``G.num_classes`` is ``model.num_classes`` for a conditional model
+  (0 or absent otherwise); ``y`` then holds ``(B,)`` integer labels, or ``(B, K)`` float label
+  weights where ``ganforge interpolate`` walks between labels. ``G.z_dim``, where present, is
+  what ``sample`` checks ``z`` against.
+- ``D(x, y=None) -> (B,)`` logits (B / m logits with ``model.pack`` m; ganforge wraps D in
+  :class:`~ganforge.models.layers.Packed`, built for m times the input channels).
+- Only for the settings that use them: ``D.features(x, y)``, a list of each layer's output
+  ending with the logits (``loss.generator=feature-matching``; ``probe``); ``D.blocks``, its
+  layers in order (``probe``, ``filters``); ``G.info_loss(z, x)`` (``model.g_components``).
 """
 from __future__ import annotations
 
@@ -25,29 +35,63 @@ class ModelFamily:
 MODELS: Registry[ModelFamily] = Registry("model architecture")
 
 
+def family(cfg) -> ModelFamily:
+    """The registered family of ``model.arch``; something else registered there is named."""
+    found = MODELS.get(cfg.model.arch)
+    if not isinstance(found, ModelFamily):
+        raise ConfigError(f"model.arch={cfg.model.arch} is registered as a "
+                          f"{type(found).__name__}, not a ganforge.models.ModelFamily(build=...)")
+    return found
+
+
 def build_models(cfg) -> tuple[nn.Module, nn.Module]:
     """(G, D); with ``model.pack`` m > 1 the family builds D for m times the input channels and
     it is wrapped in :class:`~ganforge.models.layers.Packed`."""
     from ganforge.models.layers import Packed
 
-    g, d = MODELS.get(cfg.model.arch).build(cfg)
+    built = family(cfg).build(cfg)
+    if not (isinstance(built, tuple) and len(built) == 2
+            and all(isinstance(m, nn.Module) for m in built)):
+        raise ConfigError(f"model.arch={cfg.model.arch}: build(cfg) must return (G, D), two "
+                          f"torch modules, not {type(built).__name__}")
+    g, d = built
     return (g, Packed(d, cfg.model.pack)) if cfg.model.pack > 1 else (g, d)
 
 
 def check_outputs(g: nn.Module, d: nn.Module, cfg, data) -> None:
-    """G and D once on 2 noise vectors (2 packs with ``model.pack``), in eval mode and without
-    gradients, so that no weight, batch-norm statistic or random state changes: a family whose
-    G gives other samples than the data's, or whose D gives other than one logit per sample (or
-    pack), is a one-line ConfigError before a run folder is written, not a traceback at the
-    first picture or a loss broadcast over the wrong shape."""
-    pack = cfg.model.pack
+    """What the loop asks of G and D (the module docstring), checked before a run folder is
+    written: the attributes the settings use, and G and D once on 2 noise vectors (2 packs with
+    ``model.pack``), in eval mode and without gradients, so that no weight, batch-norm statistic
+    or random state changes. A family that does not fit is a one-line ConfigError, not a
+    traceback at the first picture or a loss broadcast over the wrong shape."""
+    from ganforge.losses import G_LOSSES
+    from ganforge.models.layers import Packed
+
+    arch, m = f"model.arch={cfg.model.arch}", cfg.model
+    k = m.num_classes if m.conditional else 0
+    if (getattr(g, "num_classes", 0) or 0) != k:
+        raise ConfigError(f"{arch}: G.num_classes is {getattr(g, 'num_classes', None)}; with "
+                          f"model.conditional={str(m.conditional).lower()} it must be {k} (the "
+                          f"labels G takes{'' if k else ', 0 or absent for an unconditional G'})")
+    if getattr(g, "z_dim", m.z_dim) != m.z_dim:
+        raise ConfigError(f"{arch}: G.z_dim is {g.z_dim}, but model.z_dim={m.z_dim}")
+    needs = [("D", d.d if isinstance(d, Packed) else d, "features",  # Packed passes it on
+              getattr(G_LOSSES.get(cfg.loss.generator), "uses_features", False),
+              f"loss.generator={cfg.loss.generator}"),
+             ("G", g, "info_loss", m.g_components > 1 and cfg.loss.info_weight > 0,
+              f"model.g_components={m.g_components}")]
+    for who, module, name, used, setting in needs:
+        if used and not callable(getattr(module, name, None)):
+            raise ConfigError(f"{arch}: {setting} needs {who}.{name}, which this family's "
+                              f"{who} does not have")
+    pack = m.pack
     n = 2 * pack
     device = next(g.parameters()).device
     want = (n, data.dim) if data.kind == "toy" else \
         (n, cfg.data.channels, cfg.data.image_size, cfg.data.image_size)
-    z = torch.zeros(n, cfg.model.z_dim, device=device)
-    y = torch.zeros(n, dtype=torch.long, device=device) if cfg.model.conditional else None
-    arch, modes = f"model.arch={cfg.model.arch}", (g.training, d.training)
+    z = torch.zeros(n, m.z_dim, device=device)
+    y = torch.zeros(n, dtype=torch.long, device=device) if m.conditional else None
+    modes = g.training, d.training
     g.eval(), d.eval()
     try:
         with torch.no_grad():
@@ -71,4 +115,4 @@ def check_outputs(g: nn.Module, d: nn.Module, cfg, data) -> None:
 # Importing the modules registers the families.
 from ganforge.models import dcgan, mlp  # noqa: E402,F401
 
-__all__ = ["MODELS", "ModelFamily", "build_models", "check_outputs"]
+__all__ = ["MODELS", "ModelFamily", "build_models", "check_outputs", "family"]
