@@ -56,7 +56,7 @@ def _import(item: str) -> None:
     path = Path(item).expanduser().resolve()
     if not path.is_file():
         apart = " (items are separated by commas)" if any(c in item for c in " ;:") else ""
-        raise GanforgeError(f"{ENV} item '{item}': no such .py file{apart}; give a path to a "
+        raise GanforgeError(f"no such .py file{apart}; give a path to a "
                             f"Python file (relative to the current folder '{Path.cwd()}'), or a "
                             "module name on PYTHONPATH")
     if any(_file_of(m) == path for m in list(sys.modules.values())):
@@ -65,7 +65,7 @@ def _import(item: str) -> None:
     other = _file_of(sys.modules[name]) if name in sys.modules else _found_file(name)
     if name in sys.modules or other is not None and Path(other).resolve() != path:
         where = f" ({other})" if other else ""
-        raise GanforgeError(f"{ENV} item '{item}': a module named '{name}' exists already"
+        raise GanforgeError(f"a module named '{name}' exists already"
                             f"{where}; rename the file, as importing it would stand in for that "
                             "module")
     if str(path.parent) not in sys.path:
