@@ -132,6 +132,16 @@ def test_a_module_on_the_path_and_an_entry_point(registries, tmp_path):
     assert load_plugins() == ["second", "plugloss"]
     assert "plug-ce" in D_LOSSES and "plug-ce-2" in D_LOSSES
     assert sys.modules["plugloss"].calls == [1]
+    registries.delenv("GANFORGE_PLUGINS")
+    for value, words in (("plugloss[extra", "its value is not of the form 'module' or "
+                                            "'module:function'"),
+                         ("plugloss:nothing", "failed to load: AttributeError: module 'plugloss' "
+                                              "has no attribute 'nothing'")):
+        (info / "entry_points.txt").write_text(f"[ganforge.plugins]\nthird = {value}\n")
+        with pytest.raises(GanforgeError, match=re.escape(
+                f"plugin 'third' ({value}, entry point of the group ganforge.plugins)")) as e:
+            load_plugins()
+        assert words in str(e.value)
 
 
 @pytest.mark.parametrize("item, source, words", [

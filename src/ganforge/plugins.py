@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import re
 import sys
 import traceback
 from importlib.metadata import entry_points
@@ -35,6 +36,9 @@ def load_plugins() -> list[str]:
     loaded = []
     for ep in sorted(entry_points(group=GROUP), key=lambda ep: ep.name):
         where = f"plugin '{ep.name}' ({ep.value}, entry point of the group {GROUP})"
+        if not re.fullmatch(r"[\w.]+(\s*:\s*[\w.]+)?(\s*\[.*\])?", ep.value.strip()):
+            raise GanforgeError(f"{where}: its value is not of the form 'module' or "
+                                "'module:function'")
         obj = _run(where, ep.load, ep.module)
         if callable(obj) and not isinstance(obj, type):
             _run(where, obj, ep.module)
