@@ -28,6 +28,10 @@ EXAMPLES = """examples:
   ganforge interpolate runs/dcgan --spherical --out walk.png
   ganforge arithmetic runs/dcgan --attribute thickness --out thick.png
   ganforge probe runs/dcgan --labels 100,1000
+
+environment:
+  GANFORGE_PLUGINS  comma-separated modules or .py files to import first, which register
+                    models, losses, penalties or datasets of your own (README, Plugins)
 """
 
 
