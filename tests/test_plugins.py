@@ -4,6 +4,7 @@ import json
 import re
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from conftest import TINY
@@ -336,3 +337,30 @@ def test_probe_and_filters_name_what_a_conv_d_of_a_plugin_lacks(registries, tmp_
         assert one_error_line(capsys).endswith(
             "needs D.blocks and D.features (D's layers and their outputs, as model.arch=dcgan "
             "has them); this run's model.arch=plug-conv has not")
+
+
+def test_the_sn_dcgan_example_trains_resumes_exactly_and_normalises_d(registries, tmp_path):
+    """examples/sn_dcgan.py, the README's plugin example: D's convolutions keep a spectral norm
+    near 1, its power-iteration vectors are checkpointed (a resume is bitwise a straight run),
+    and probe's D.blocks / D.features are DCGAN's."""
+    import torch
+    from helpers import assert_bitwise_equal, ckpt
+
+    from ganforge.train.checkpoint import load_discriminator
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "sn_dcgan.py"
+    registries.setenv("GANFORGE_PLUGINS", str(example))
+    sn = ["model.arch=sn-dcgan", "loss.discriminator=hinge", "loss.generator=hinge"]
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert cli("train", "demo", *TINY, *sn, "train.steps=20", "--out", straight) == 0
+    assert cli("train", "demo", *TINY, *sn, "train.steps=10", "--out", split) == 0
+    assert cli("train", "--resume", split, "train.steps=20") == 0
+    for name in ("generator", "discriminator", "state"):
+        assert_bitwise_equal(ckpt(straight, 20, name), ckpt(split, 20, name))
+    d, _ = load_discriminator(straight)
+    convs = [m for m in d.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 3 and not any(isinstance(m, torch.nn.BatchNorm2d) for m in d.modules())
+    d.eval()
+    for conv in convs:
+        assert 0.9 < torch.linalg.matrix_norm(conv.weight.flatten(1), 2) < 1.1
+    assert len(d.features(torch.zeros(2, 1, 28, 28))) == 3
