@@ -31,9 +31,13 @@ TINY = [
 
 @pytest.fixture(autouse=True)
 def _no_plugins_from_the_shell(monkeypatch):
-    """The command line imports the modules GANFORGE_PLUGINS names; a developer's own are not
-    the tests' (tests/test_plugins.py sets it where it wants it)."""
+    """The command line imports the modules GANFORGE_PLUGINS names and the entry points of
+    installed packages; a developer's own are not the tests' (tests/test_plugins.py sets its
+    own where it wants them)."""
+    import ganforge.plugins
+
     monkeypatch.delenv("GANFORGE_PLUGINS", raising=False)
+    monkeypatch.setattr(ganforge.plugins, "entry_points", lambda group: [])
 
 
 @pytest.fixture(autouse=True)

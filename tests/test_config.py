@@ -163,6 +163,8 @@ def test_whole_numbers_written_as_floats_are_whole_numbers(tmp_path):
     assert to_yaml(cfg).count("steps: 2500\n") == 1  # the run's config.yaml: an int
     assert one_line_error("demo", ["train.steps=1000.5"]) == (
         "bad value for 'train.steps' in overrides: '1000.5' is not a whole number, e.g. 100")
+    assert one_line_error("demo", ["train.seed=1e25"]) == (  # past 2**53: not one whole number
+        "bad value for 'train.seed' in overrides: '1e+25' is not a whole number, e.g. 100")
     for text in ("1e400", ".nan", "[1.5]"):
         key = "model.g_hidden" if text.startswith("[") else "train.steps"
         assert "is not a whole number" in one_line_error("demo", [f"{key}={text}"])

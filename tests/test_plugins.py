@@ -1,5 +1,6 @@
 """Names registered outside ganforge reach the command line: GANFORGE_PLUGINS (a module on the
 path or a .py file) and the entry points of the group ganforge.plugins."""
+import importlib.metadata
 import json
 import re
 import sys
@@ -10,9 +11,10 @@ import pytest
 from conftest import TINY
 from helpers import cli, one_error_line
 
+import ganforge.plugins
 from ganforge.data import DATASETS
 from ganforge.errors import GanforgeError
-from ganforge.losses import D_LOSSES, G_LOSSES
+from ganforge.losses import D_LOSSES, G_LOSSES, PENALTIES
 from ganforge.models import MODELS
 from ganforge.plugins import load_plugins
 
@@ -23,7 +25,7 @@ from torch import nn
 
 from ganforge.data.base import ImageData
 from ganforge.data import DATASETS
-from ganforge.losses import G_LOSSES
+from ganforge.losses import G_LOSSES, PENALTIES
 from ganforge.models import MODELS, ModelFamily
 
 
@@ -58,6 +60,11 @@ def g_softplus(fake_logits):
     return torch.nn.functional.softplus(-fake_logits).mean()
 
 
+@PENALTIES.register("plug-r0")
+def r0(d, real, fake, y, generator):  # D's mean squared logit on real data
+    return d(real, y).pow(2).mean()
+
+
 @DATASETS.register("plug-squares")
 def squares(cfg):
     images = torch.zeros(64, 1, 8, 8, dtype=torch.uint8)
@@ -72,7 +79,7 @@ def squares(cfg):
 def registries(monkeypatch):
     """Each registry and the Python path as they were, and no plugin module left imported,
     after the test."""
-    for reg in (MODELS, G_LOSSES, D_LOSSES, DATASETS):
+    for reg in (MODELS, G_LOSSES, D_LOSSES, DATASETS, PENALTIES):
         monkeypatch.setattr(reg, "_items", dict(reg._items))
     monkeypatch.setattr(sys, "path", list(sys.path))
     before = set(sys.modules)
@@ -91,23 +98,27 @@ def test_a_plugin_file_serves_every_command(registries, tmp_path, capsys):
     registries.setenv("GANFORGE_PLUGINS", f" {plugin} ")
     run = tmp_path / "run"
     assert cli("train", "demo", *TINY, "model.arch=plug-mlp", "loss.generator=plug-softplus",
-               "data.name=plug-squares", "data.image_size=8", "data.limit=null",
-               "train.steps=10", "--out", run) == 0
+               "loss.penalty=plug-r0", "data.name=plug-squares", "data.image_size=8",
+               "data.limit=null", "train.steps=10", "--out", run) == 0
     assert "plug-mlp" in MODELS and "plug-softplus" in G_LOSSES and "plug-squares" in DATASETS
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert records[-1]["step"] == 10
+    assert records[-1]["step"] == 10 and records[-1]["penalty"] > 0
     assert cli("sample", run, "--n", 4, "--out", tmp_path / "s.npy") == 0
     capsys.readouterr()
 
     registries.delenv("GANFORGE_PLUGINS")  # a later shell without the plugin
-    for reg, name in ((MODELS, "plug-mlp"), (G_LOSSES, "plug-softplus"),
-                      (DATASETS, "plug-squares")):
-        del reg._items[name]
-    assert cli("sample", run, "--n", 4, "--out", tmp_path / "t.npy") == 2
-    line = one_error_line(capsys)
-    assert "is not known; choose one of: " in line and line.endswith(
-        "a name registered outside ganforge needs its module imported first (on the command "
-        "line: GANFORGE_PLUGINS)")
+    registered = {"data.name": (DATASETS, "plug-squares"), "model.arch": (MODELS, "plug-mlp"),
+                  "loss.generator": (G_LOSSES, "plug-softplus"),
+                  "loss.penalty": (PENALTIES, "plug-r0")}
+    for key, (reg, name) in registered.items():  # one name unknown at a time
+        kept = reg._items.pop(name)
+        assert cli("sample", run, "--n", 4, "--out", tmp_path / "t.npy") == 2
+        line = one_error_line(capsys)
+        assert f"{key}='{name}' is not known; choose one of: " in line
+        assert line.endswith("a name registered outside ganforge needs its module imported "
+                             "first (on the command line: GANFORGE_PLUGINS)")
+        reg._items[name] = kept
+    del MODELS._items["plug-mlp"]
     assert cli("train", "demo", "model.arch=plug-mlp", "--out", tmp_path / "r2") == 2
     assert "GANFORGE_PLUGINS" not in one_error_line(capsys)  # a preset's typo: no plugin hint
 
@@ -129,9 +140,12 @@ def test_a_module_on_the_path_and_an_entry_point(registries, tmp_path):
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: plugpkg\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text("[ganforge.plugins]\nsecond = plugloss:setup\n")
     registries.syspath_prepend(str(tmp_path))
+    registries.setattr(ganforge.plugins, "entry_points", importlib.metadata.entry_points)
+    registries.setattr(ganforge.plugins, "_called", set())
     registries.setenv("GANFORGE_PLUGINS", "plugloss,,")
     assert load_plugins() == ["second", "plugloss"]
     assert "plug-ce" in D_LOSSES and "plug-ce-2" in D_LOSSES
+    assert load_plugins() == ["second", "plugloss"]  # the command line, called again
     assert sys.modules["plugloss"].calls == [1]
     registries.delenv("GANFORGE_PLUGINS")
     for value, words in (("plugloss[extra", "its value is not of the form 'module' or "
@@ -149,6 +163,8 @@ def test_a_module_on_the_path_and_an_entry_point(registries, tmp_path):
     ("plugnothere", None, "GANFORGE_PLUGINS item 'plugnothere': no module named 'plugnothere'; "
                           "install it or add its folder to PYTHONPATH"),
     ("missing/plug.py", None, "GANFORGE_PLUGINS item 'missing/plug.py': no such .py file"),
+    ("plugnopackage.models", None, "GANFORGE_PLUGINS item 'plugnopackage.models': no module "
+                                   "named 'plugnopackage'; install it"),
     ("plugbad.py", "import torch\n\nraise ValueError('no weights here')\n",
      "failed to load: ValueError: no weights here (at plugbad.py:3)"),
     ("plugdep.py", "import plug_dependency_not_installed\n",
@@ -210,7 +226,7 @@ def test_the_output_check_changes_no_state(registries, tmp_path):
         g, d = build_models(cfg)
         before = [{k: v.clone() for k, v in m.state_dict().items()} for m in (g, d)]
         rng = torch.get_rng_state()
-        check_outputs(g, d, cfg, load_data(cfg))
+        check_outputs(g, d, cfg, load_data(cfg), torch.device("cpu"))
         assert torch.equal(torch.get_rng_state(), rng) and g.training and d.training
         for m, was in zip((g, d), before):
             now = m.state_dict()
@@ -267,6 +283,7 @@ class ConvD(nn.Module):
 
 MODELS.register("plug-conv")(ModelFamily(build=lambda cfg: (G(cfg), ConvD(cfg))))
 MODELS.register("plug-none")(ModelFamily(build=lambda cfg: None))
+MODELS.register("plug-half")(ModelFamily(build=lambda cfg: [G(cfg), None]))
 MODELS.register("plug-function")(lambda cfg: (G(cfg), D(cfg)))
 
 
@@ -301,12 +318,14 @@ def a_tuple(cfg):
     (["model.g_components=3"], "model.arch=plug-mlp: model.g_components=3 needs G.info_loss"),
     (["model.arch=plug-none"], "model.arch=plug-none: build(cfg) must return (G, D), two torch "
      "modules, not NoneType"),
+    (["model.arch=plug-half"], "model.arch=plug-half: build(cfg) must return (G, D), two torch "
+     "modules, not (G, NoneType)"),
     (["model.arch=plug-function"], "model.arch=plug-function is registered as a function, not a "
      "ganforge.models.ModelFamily(build=...)"),
-    (["data.name=plug-float", "data.image_size=8"], "plug-float: images must be a uint8 tensor "
+    (["data.name=plug-float", "data.image_size=8"], "data.name=plug-float: images must be a uint8 tensor "
      "(N, C, H, W) of 0..255 with C = 1 or 3, not (64, 1, 8, 8) torch.float32"),
     (["data.name=plug-hwc", "data.image_size=8"], "not (64, 8, 8, 3) torch.uint8"),
-    (["data.name=plug-numpy-labels", "data.image_size=8"], "plug-np: labels must be an integer "
+    (["data.name=plug-numpy-labels", "data.image_size=8"], "data.name=plug-numpy-labels: labels must be an integer "
      "tensor (N,), not ndarray"),
     (["data.name=plug-tuple", "data.image_size=8"], "data.name=plug-tuple: the dataset must "
      "return a ganforge.data.base.ImageData, not tuple"),

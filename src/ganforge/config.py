@@ -265,8 +265,8 @@ def _takes_text(key: str) -> bool:
 def _whole_numbers(layer: dict, prefix: str = "") -> dict:
     """``layer`` with a whole number that YAML reads as a float (``train.steps=3e4``, 30000.0)
     made an int where the setting takes whole numbers; 2.5 stays, for OmegaConf to refuse."""
-    def whole(v):
-        return int(v) if isinstance(v, float) and v.is_integer() else v
+    def whole(v):  # exactly: a float past 2**53 stands for many whole numbers
+        return int(v) if isinstance(v, float) and v.is_integer() and abs(v) <= 2 ** 53 else v
 
     out = {}
     for k, v in layer.items():

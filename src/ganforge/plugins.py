@@ -27,6 +27,7 @@ from ganforge.errors import GanforgeError
 
 ENV = "GANFORGE_PLUGINS"
 GROUP = "ganforge.plugins"
+_called: set[tuple[str, str]] = set()  # entry-point functions run in this process, once each
 
 
 def load_plugins() -> list[str]:
@@ -40,8 +41,9 @@ def load_plugins() -> list[str]:
             raise GanforgeError(f"{where}: its value is not of the form 'module' or "
                                 "'module:function'")
         obj = _run(where, ep.load, ep.module)
-        if callable(obj) and not isinstance(obj, type):
-            _run(where, obj, ep.module)
+        if callable(obj) and not isinstance(obj, type) and (ep.name, ep.value) not in _called:
+            _run(where, obj, ep.module)  # a module imports once; a function runs once too
+            _called.add((ep.name, ep.value))
         loaded.append(ep.name)
     for item in (s.strip() for s in os.environ.get(ENV, "").split(",")):
         if item:
@@ -110,7 +112,7 @@ def _run(where: str, fn, source: str):
     except SystemExit as e:
         raise GanforgeError(f"{where} called sys.exit({e.code!r}) while it was loaded") from None
     except ModuleNotFoundError as e:
-        if e.name == source:
+        if e.name == source or source.startswith(f"{e.name}."):  # the plugin, not what it uses
             raise GanforgeError(f"{where}: no module named '{e.name}'; install it or add its "
                                 f"folder to PYTHONPATH (or give the path to a .py file in {ENV})"
                                 ) from None

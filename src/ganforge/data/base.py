@@ -26,15 +26,6 @@ class ImageData:
         """Files of one dataset that do not belong together fail here, at load time, rather
         than at some step after the run folder was written."""
         name = self.source.split(":", 1)[0]
-        x, y = self.images, self.labels  # checked for datasets registered outside ganforge
-        if self.kind == "image" and (not torch.is_tensor(x) or x.dtype != torch.uint8
-                                     or x.dim() != 4 or x.shape[1] not in (1, 3)):
-            got = f"{tuple(x.shape)} {x.dtype}" if torch.is_tensor(x) else type(x).__name__
-            raise DataError(f"{name}: images must be a uint8 tensor (N, C, H, W) of 0..255 with "
-                            f"C = 1 or 3, not {got}")
-        if not torch.is_tensor(y) or y.dim() != 1 or y.is_floating_point() or y.dtype == torch.bool:
-            got = f"{tuple(y.shape)} {y.dtype}" if torch.is_tensor(y) else type(y).__name__
-            raise DataError(f"{name}: labels must be an integer tensor (N,), not {got}")
         if len(self.labels) != len(self.images):
             raise DataError(f"{name}: {len(self.images):,} images but {len(self.labels):,} "
                             "labels; the image and label files must come from one dataset")
@@ -76,9 +67,7 @@ def load_data(cfg):
                         f"{type(cfg).__name__}")
     validate(cfg)
     data = DATASETS.get(cfg.data.name)(cfg)
-    if not isinstance(data, ImageData) and getattr(data, "kind", None) != "toy":
-        raise DataError(f"data.name={cfg.data.name}: the dataset must return a "
-                        f"ganforge.data.base.ImageData, not {type(data).__name__}")
+    _check_loaded(data, f"data.name={cfg.data.name}")
     if data.kind != "image":
         return data
     images, labels, source, more = data.images, data.labels, data.source, data.more
@@ -92,6 +81,25 @@ def load_data(cfg):
         source += (f"; {before[0]}x{before[1]}x{before[2]} images fitted to "
                    f"data.channels={cfg.data.channels}, data.image_size={cfg.data.image_size}")
     return ImageData(images, labels.long(), data.num_classes, source, more=more)
+
+
+def _check_loaded(data, name: str) -> None:
+    """What a dataset function must give (one registered outside ganforge may not): a toy
+    mixture, or ImageData of uint8 (N, C, H, W) images with C = 1 or 3 and integer labels."""
+    if getattr(data, "kind", None) == "toy" and not isinstance(data, ImageData):
+        return
+    if not isinstance(data, ImageData):
+        raise DataError(f"{name}: the dataset must return a ganforge.data.base.ImageData, not "
+                        f"{type(data).__name__}")
+    x, y = data.images, data.labels
+    if not torch.is_tensor(x) or x.dtype != torch.uint8 or x.dim() != 4 or \
+            x.shape[1] not in (1, 3):
+        got = f"{tuple(x.shape)} {x.dtype}" if torch.is_tensor(x) else type(x).__name__
+        raise DataError(f"{name}: images must be a uint8 tensor (N, C, H, W) of 0..255 with "
+                        f"C = 1 or 3, not {got}")
+    if not torch.is_tensor(y) or y.dim() != 1 or y.is_floating_point() or y.dtype == torch.bool:
+        got = f"{tuple(y.shape)} {y.dtype}" if torch.is_tensor(y) else type(y).__name__
+        raise DataError(f"{name}: labels must be an integer tensor (N,), not {got}")
 
 
 def data_root(cfg) -> Path:
@@ -126,7 +134,6 @@ class Batches:
 
     def __init__(self, data: ImageData, batch_size: int, device: torch.device, seed: int):
         if len(data.images) < batch_size:
-            from ganforge.errors import DataError
             toy = data.images.ndim == 2  # a fixed set of toy points (data.toy.fixed_size)
             raise DataError(f"the dataset has {len(data.images)} {'points' if toy else 'images'}"
                             f", fewer than train.batch_size={batch_size}; lower the batch size "

@@ -50,15 +50,17 @@ def build_models(cfg) -> tuple[nn.Module, nn.Module]:
     from ganforge.models.layers import Packed
 
     built = family(cfg).build(cfg)
-    if not (isinstance(built, tuple) and len(built) == 2
+    if not (isinstance(built, (tuple, list)) and len(built) == 2
             and all(isinstance(m, nn.Module) for m in built)):
+        got = f"({', '.join(type(m).__name__ for m in built)})" \
+            if isinstance(built, (tuple, list)) else type(built).__name__
         raise ConfigError(f"model.arch={cfg.model.arch}: build(cfg) must return (G, D), two "
-                          f"torch modules, not {type(built).__name__}")
+                          f"torch modules, not {got}")
     g, d = built
     return (g, Packed(d, cfg.model.pack)) if cfg.model.pack > 1 else (g, d)
 
 
-def check_outputs(g: nn.Module, d: nn.Module, cfg, data) -> None:
+def check_outputs(g: nn.Module, d: nn.Module, cfg, data, device: torch.device) -> None:
     """What the loop asks of G and D (the module docstring), checked before a run folder is
     written: the attributes the settings use, and G and D once on 2 noise vectors (2 packs with
     ``model.pack``), in eval mode and without gradients, so that no weight, batch-norm statistic
@@ -86,7 +88,6 @@ def check_outputs(g: nn.Module, d: nn.Module, cfg, data) -> None:
                               f"{who} does not have")
     pack = m.pack
     n = 2 * pack
-    device = next(g.parameters()).device
     want = (n, data.dim) if data.kind == "toy" else \
         (n, cfg.data.channels, cfg.data.image_size, cfg.data.image_size)
     z = torch.zeros(n, m.z_dim, device=device)
