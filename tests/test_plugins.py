@@ -147,6 +147,10 @@ def test_a_module_on_the_path_and_an_entry_point(registries, tmp_path):
     assert "plug-ce" in D_LOSSES and "plug-ce-2" in D_LOSSES
     assert load_plugins() == ["second", "plugloss"]  # the command line, called again
     assert sys.modules["plugloss"].calls == [1]
+    registries.setenv("GANFORGE_DISABLE_PLUGIN_AUTOLOAD", "1")
+    assert load_plugins() == ["plugloss"]
+    registries.setenv("GANFORGE_DISABLE_PLUGIN_AUTOLOAD", "")
+    assert load_plugins() == ["second", "plugloss"]
     registries.delenv("GANFORGE_PLUGINS")
     for value, words in (("plugloss[extra", "its value is not of the form 'module' or "
                                             "'module:function'"),
@@ -156,7 +160,9 @@ def test_a_module_on_the_path_and_an_entry_point(registries, tmp_path):
         with pytest.raises(GanforgeError, match=re.escape(
                 f"plugin 'third' ({value}, entry point of the group ganforge.plugins)")) as e:
             load_plugins()
-        assert words in str(e.value)
+        assert words in str(e.value) and str(e.value).endswith(
+            "(set GANFORGE_DISABLE_PLUGIN_AUTOLOAD=1 to run without the plugins of installed "
+            "packages)")
 
 
 @pytest.mark.parametrize("item, source, words", [

@@ -5,7 +5,8 @@ In Python, importing the module that registers them before ``ganforge.load_confi
 The ``ganforge`` command imports, before it parses a config:
 
 - every entry point of the group ``ganforge.plugins`` that installed packages declare (a module,
-  or a function it calls with no arguments);
+  or a function it calls with no arguments), unless ``GANFORGE_DISABLE_PLUGIN_AUTOLOAD`` is set
+  (to anything but empty), as pytest's switch of the same name does for its plugins;
 - every item of the ``GANFORGE_PLUGINS`` environment variable, comma-separated: a module name
   found on the Python path (``PYTHONPATH``), or a path to a ``.py`` file.
 
@@ -26,6 +27,7 @@ from pathlib import Path
 from ganforge.errors import GanforgeError
 
 ENV = "GANFORGE_PLUGINS"
+NO_AUTOLOAD = "GANFORGE_DISABLE_PLUGIN_AUTOLOAD"
 GROUP = "ganforge.plugins"
 _called: set[tuple[str, str]] = set()  # entry-point functions run in this process, once each
 
@@ -35,21 +37,30 @@ def load_plugins() -> list[str]:
     was loaded, by name. A plugin that cannot be found or fails to import is a GanforgeError
     naming it, the exception and where in the plugin it was raised."""
     loaded = []
-    for ep in sorted(entry_points(group=GROUP), key=lambda ep: ep.name):
-        where = f"plugin '{ep.name}' ({ep.value}, entry point of the group {GROUP})"
-        if not re.fullmatch(r"[\w.]+(\s*:\s*[\w.]+)?(\s*\[.*\])?", ep.value.strip()):
-            raise GanforgeError(f"{where}: its value is not of the form 'module' or "
-                                "'module:function'")
-        obj = _run(where, ep.load, ep.module)
-        if callable(obj) and not isinstance(obj, type) and (ep.name, ep.value) not in _called:
-            _run(where, obj, ep.module)  # a module imports once; a function runs once too
-            _called.add((ep.name, ep.value))
+    installed = [] if os.environ.get(NO_AUTOLOAD) else entry_points(group=GROUP)
+    for ep in sorted(installed, key=lambda ep: ep.name):
+        try:
+            _load_entry_point(ep)
+        except GanforgeError as e:  # an installed package's: say how to run without it
+            raise GanforgeError(f"{e} (set {NO_AUTOLOAD}=1 to run without the plugins of "
+                                "installed packages)") from None
         loaded.append(ep.name)
     for item in (s.strip() for s in os.environ.get(ENV, "").split(",")):
         if item:
             _run(f"{ENV} item '{item}'", lambda: _import(item), item)
             loaded.append(item)
     return loaded
+
+
+def _load_entry_point(ep) -> None:
+    where = f"plugin '{ep.name}' ({ep.value}, entry point of the group {GROUP})"
+    if not re.fullmatch(r"[\w.]+(\s*:\s*[\w.]+)?(\s*\[.*\])?", ep.value.strip()):
+        raise GanforgeError(f"{where}: its value is not of the form 'module' or "
+                            "'module:function'")
+    obj = _run(where, ep.load, ep.module)
+    if callable(obj) and not isinstance(obj, type) and (ep.name, ep.value) not in _called:
+        _run(where, obj, ep.module)  # a module imports once; a function runs once too
+        _called.add((ep.name, ep.value))
 
 
 def _import(item: str) -> None:
