@@ -32,6 +32,8 @@ EXAMPLES = """examples:
 environment:
   GANFORGE_PLUGINS  comma-separated modules or .py files to import first, which register
                     models, losses, penalties or datasets of your own (README, Plugins)
+  GANFORGE_DISABLE_PLUGIN_AUTOLOAD=1
+                    skip the plugins that installed packages declare
 """
 
 
