@@ -76,7 +76,8 @@ def _import(item: str) -> None:
         raise GanforgeError(f"no such .py file{apart}; give a path to a "
                             f"Python file (relative to the current folder '{Path.cwd()}'), or a "
                             "module name on PYTHONPATH")
-    if any(_file_of(m) == path for m in list(sys.modules.values())):
+    if any(_file_of(m) == path for m in list(sys.modules.values())  # resolve only namesakes
+           if os.path.basename(getattr(m, "__file__", None) or "") == path.name):
         return  # imported already (named twice, or as a module of a package)
     name = path.stem
     other = _file_of(sys.modules[name]) if name in sys.modules else _found_file(name)
@@ -116,8 +117,6 @@ def _run(where: str, fn, source: str):
     line of the plugin it came from (``source``: its file or module name)."""
     try:
         return fn()
-    except KeyboardInterrupt:
-        raise
     except GanforgeError as e:
         raise GanforgeError(f"{where}: {e}") from None
     except SystemExit as e:

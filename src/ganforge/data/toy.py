@@ -54,7 +54,7 @@ class ToyData:
         if self.fixed_size is not None:
             points = self.sample(self.fixed_size, torch.Generator().manual_seed(seed + 7))
             fixed = ImageData(points, torch.zeros(len(points), dtype=torch.int64), 1, self.source,
-                              kind="toy", more="raise data.toy.fixed_size")
+                              more="raise data.toy.fixed_size")
             return Batches(fixed, batch_size, device, seed)
         return FreshSamples(self, batch_size, device, seed)
 
