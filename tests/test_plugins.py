@@ -110,17 +110,58 @@ def test_a_plugin_file_serves_every_command(registries, tmp_path, capsys):
     registered = {"data.name": (DATASETS, "plug-squares"), "model.arch": (MODELS, "plug-mlp"),
                   "loss.generator": (G_LOSSES, "plug-softplus"),
                   "loss.penalty": (PENALTIES, "plug-r0")}
-    for key, (reg, name) in registered.items():  # one name unknown at a time
-        kept = reg._items.pop(name)
-        assert cli("sample", run, "--n", 4, "--out", tmp_path / "t.npy") == 2
-        line = one_error_line(capsys)
-        assert f"{key}='{name}' is not known; choose one of: " in line
-        assert line.endswith("a name registered outside ganforge needs its module imported "
-                             "first (on the command line: GANFORGE_PLUGINS)")
-        reg._items[name] = kept
+    text = (run / "config.yaml").read_text()
+    assert text.startswith("".join(
+        f"# {key}={name} is registered by GANFORGE_PLUGINS={plugin.resolve()}\n"
+        for key, (_, name) in registered.items()))  # in the order of the settings
+    for old in (False, True):  # config.yaml says which plugin; a run from before did not
+        if old:
+            (run / "config.yaml").write_text(re.sub(r"(?m)^#.*\n", "", text))
+        for key, (reg, name) in registered.items():  # one name unknown at a time
+            kept = reg._items.pop(name)
+            assert cli("sample", run, "--n", 4, "--out", tmp_path / "t.npy") == 2
+            line = one_error_line(capsys)
+            assert f"{key}='{name}' is not known; choose one of: " in line
+            assert line.endswith(
+                "a name registered outside ganforge needs its module imported first (on the "
+                "command line: GANFORGE_PLUGINS)" if old else
+                f"the run was trained with GANFORGE_PLUGINS={plugin.resolve()}: set it again")
+            reg._items[name] = kept
     del MODELS._items["plug-mlp"]
     assert cli("train", "demo", "model.arch=plug-mlp", "--out", tmp_path / "r2") == 2
     assert "GANFORGE_PLUGINS" not in one_error_line(capsys)  # a preset's typo: no plugin hint
+
+
+def test_the_run_says_which_code_registered_its_names(registries, tmp_path, monkeypatch):
+    """config.yaml's comments: a .py file as the path GANFORGE_PLUGINS takes, a module of a
+    package by its name, a script by its path (importing it again would run it); none for
+    ganforge's own names."""
+    import types
+
+    from ganforge.config import load_config
+    from ganforge.plugins import origins, plugin_hint
+
+    assert origins(load_config("dcgan-mnist")) == ""
+    script = types.ModuleType("__main__")
+    script.__file__ = str(tmp_path / "my_script.py")
+    monkeypatch.setitem(sys.modules, "__main__", script)
+    for module, name in (("plugpkg.losses", "plug-pkg"), ("__main__", "plug-main")):
+        fn = types.FunctionType(g_loss_code(), {}, name)
+        fn.__module__ = module
+        G_LOSSES.register(name)(fn)
+    text = origins(load_config("demo", ["loss.generator=plug-pkg"]))
+    assert text == "# loss.generator=plug-pkg is registered by GANFORGE_PLUGINS=plugpkg.losses\n"
+    assert plugin_hint(text, "loss.generator", "plug-pkg") == \
+        "the run was trained with GANFORGE_PLUGINS=plugpkg.losses: set it again"
+    text = origins(load_config("demo", ["loss.generator=plug-main"]))
+    assert text == f"# loss.generator=plug-main is registered by the script {script.__file__}\n"
+    assert plugin_hint(text, "loss.generator", "plug-main") == (
+        "the run was trained with loss.generator=plug-main registered by the script "
+        f"{script.__file__}: import it first")
+
+
+def g_loss_code():
+    return (lambda fake_logits: fake_logits.mean()).__code__
 
 
 def test_a_module_on_the_path_and_an_entry_point(registries, tmp_path):
@@ -227,7 +268,9 @@ def test_the_output_check_changes_no_state(registries, tmp_path):
     from ganforge.models import build_models, check_outputs
 
     for preset, extra in (("dcgan-mnist", []), ("gan-mnist", []), ("ring-pacgan", []),
-                          ("cdcgan-mnist", []), ("dcgan-64", ["data.name=mnist"])):
+                          ("cdcgan-mnist", []), ("dcgan-64", ["data.name=mnist"]),
+                          ("ring-dragan", []), ("grid-mix", []), ("grid-wgan-gp", []),
+                          ("demo", ["loss.generator=feature-matching"])):
         cfg = load_config(preset, ["data.limit=64", "train.batch_size=8", *extra])
         g, d = build_models(cfg)
         before = [{k: v.clone() for k, v in m.state_dict().items()} for m in (g, d)]
@@ -347,6 +390,145 @@ def test_a_family_or_dataset_outside_the_contract_is_one_line(registries, tmp_pa
                "train.steps=3", "--out", tmp_path / "run") == 2
     assert words in one_error_line(capsys)
     assert not (tmp_path / "run").exists()
+
+
+FAILING = '''
+from ganforge.losses import D_LOSSES
+
+
+class ArgsG(G):
+    def forward(self, z):  # no labels
+        return super().forward(z)
+
+
+class ShapesG(G):
+    def forward(self, z, y=None):
+        return self.net(z[:, :3]).view(len(z), *self.shape)
+
+
+def build_fails(cfg):
+    return G(cfg), D(cfg.model.width)
+
+
+MODELS.register("plug-args")(ModelFamily(build=lambda cfg: (ArgsG(cfg), D(cfg))))
+MODELS.register("plug-shapes")(ModelFamily(build=lambda cfg: (ShapesG(cfg), D(cfg))))
+MODELS.register("plug-build")(ModelFamily(build=build_fails))
+
+
+@D_LOSSES.register("plug-d-keyerror")
+def d_keyerror(real_logits, fake_logits):
+    return {"real": real_logits}["fake"]
+
+
+@G_LOSSES.register("plug-per-sample")
+def per_sample(fake_logits):
+    return -fake_logits
+
+
+@PENALTIES.register("plug-per-sample")
+def per_sample_penalty(d, real, fake, y, generator):
+    return d(real, y).pow(2)
+
+
+@DATASETS.register("plug-missing")
+def missing(cfg):
+    return open("/nonexistent/plug-images.npy", "rb")
+'''
+
+
+@pytest.mark.parametrize("settings, words, at", [
+    (["model.arch=plug-args"], "model.arch=plug-args: G(z, y) failed: TypeError: ", None),
+    (["model.arch=plug-shapes"], "model.arch=plug-shapes: G(z, y) failed: RuntimeError: mat1 and "
+     "mat2 shapes cannot be multiplied", "self.net(z[:, :3])"),
+    (["model.arch=plug-build"], "model.arch=plug-build: build(cfg) failed: AttributeError: "
+     "'ModelConfig' object has no attribute 'width'", "D(cfg.model.width)"),
+    (["loss.discriminator=plug-d-keyerror"], "loss.discriminator=plug-d-keyerror: d_loss("
+     "real_logits, fake_logits) failed: KeyError: 'fake'", '["fake"]'),
+    (["loss.generator=plug-per-sample"], "loss.generator=plug-per-sample gives (2,) "
+     "torch.float32; it must give one number, a float tensor of shape ()", None),
+    (["loss.penalty=plug-per-sample"], "loss.penalty=plug-per-sample gives (2,) torch.float32",
+     None),
+    (["data.name=plug-missing"], "data.name=plug-missing: the dataset function failed: "
+     "FileNotFoundError: [Errno 2] No such file or directory", "plug-images.npy"),
+])
+def test_plugin_code_that_fails_stops_before_the_run_and_names_its_line(
+        registries, tmp_path, capsys, settings, words, at):
+    """A family's build or forward, a loss, a penalty or a dataset that raises, or a loss that
+    is not one number, is one line naming the setting, the exception and the plugin's line, and
+    an --overwrite keeps the run it would have replaced (a loss used to fail at the first step,
+    after the old run was gone)."""
+    plugin = tmp_path / "plugfailing.py"
+    plugin.write_text(PLUGIN + FAILING)
+    registries.setenv("GANFORGE_PLUGINS", str(plugin))
+    run = tmp_path / "run"
+    assert cli("train", "demo", *TINY, "model.arch=plug-mlp", "train.steps=2",
+               "--out", run) == 0
+    capsys.readouterr()
+    kept = sorted(p.relative_to(run) for p in run.rglob("*"))
+    assert cli("train", "demo", *TINY, "model.arch=plug-mlp", *settings, "train.steps=2",
+               "--out", run, "--overwrite") == 2
+    line = one_error_line(capsys)
+    assert words in line
+    if at is not None:  # the plugin's line, as the file numbers it
+        number = next(i for i, text in enumerate(plugin.read_text().splitlines(), 1)
+                      if at in text)
+        assert line.endswith(f" (at plugfailing.py:{number})")
+    else:
+        assert " (at " not in line
+    assert sorted(p.relative_to(run) for p in run.rglob("*")) == kept
+
+
+def test_interpolate_names_a_conditional_g_that_takes_only_integer_labels(
+        registries, tmp_path, capsys):
+    """interpolate walks between labels with float label weights; a plugin's G that looks its
+    labels up in an embedding trains and samples, and interpolate says what it cannot take."""
+    plugin = tmp_path / "plugembed.py"
+    plugin.write_text(PLUGIN + textwrap.dedent('''
+        class EmbedG(G):
+            def __init__(self, cfg):
+                super().__init__(cfg)
+                self.num_classes = cfg.model.num_classes
+                self.embed = nn.Embedding(self.num_classes, cfg.model.z_dim)
+
+            def forward(self, z, y):
+                return super().forward(z * self.embed(y))
+
+
+        MODELS.register("plug-embed")(ModelFamily(build=lambda cfg: (EmbedG(cfg), D(cfg))))
+        '''))
+    registries.setenv("GANFORGE_PLUGINS", str(plugin))
+    run = tmp_path / "run"
+    assert cli("train", "cdcgan-mnist", *TINY, "model.arch=plug-embed", "train.steps=2",
+               "--out", run) == 0
+    assert cli("sample", run, "--n", 4, "--out", tmp_path / "s.npy") == 0
+    capsys.readouterr()
+    assert cli("interpolate", run, "--out", tmp_path / "i.png") == 2
+    line = one_error_line(capsys)
+    assert line.startswith("ganforge: error: G(z, y), y float label weights (N, 10), failed: ")
+    number = plugin.read_text().splitlines().index(
+        "        return super().forward(z * self.embed(y))") + 1
+    assert line.endswith(f"(at plugembed.py:{number})")
+    assert not (tmp_path / "i.png").exists()
+
+
+def test_plugin_failures_keep_their_traceback_in_python(registries, tmp_path):
+    """In Python the one-line error is chained to what the plugin raised; ganforge's own code
+    is not wrapped at all."""
+    from ganforge.config import load_config
+    from ganforge.models import build_models
+    from ganforge.plugins import call
+
+    plugin = tmp_path / "plugfailing.py"
+    plugin.write_text(PLUGIN + FAILING)
+    registries.setenv("GANFORGE_PLUGINS", str(plugin))
+    load_plugins()
+    with pytest.raises(GanforgeError, match="build.cfg. failed: AttributeError") as e:
+        build_models(load_config("demo", ["model.arch=plug-build"]))
+    assert isinstance(e.value.__cause__, AttributeError)
+    with pytest.raises(ZeroDivisionError):  # a bug of ganforge's own shows whole
+        call("x", lambda: 1 / 0, owner=GanforgeError)
+    with pytest.raises(GanforgeError, match=r"^x failed: ZeroDivisionError: division by zero"):
+        call("x", lambda: 1 / 0)  # this test's own module: outside ganforge
 
 
 def test_probe_and_filters_name_what_a_conv_d_of_a_plugin_lacks(registries, tmp_path, capsys):

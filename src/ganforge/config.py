@@ -356,6 +356,8 @@ def load_run_config(path: str | Path, overrides: list[str] = ()) -> Config:
         raise ConfigError(f"{path} is a folder, not a file; is this a ganforge run folder?")
     if not path.is_file():
         raise ConfigError(f"{path} does not exist; is this a ganforge run folder?")
+    from ganforge.plugins import plugin_hint
+
     text = _read_text(path, str(path))
     if not text.strip():
         raise ConfigError(f"{path} is empty; a run's config.yaml holds its whole config")
@@ -371,9 +373,9 @@ def load_run_config(path: str | Path, overrides: list[str] = ()) -> Config:
                 o.split("=", 1)[0].strip() == key[0] for o in overrides):
             raise
         # the run was trained where the name was known: registered outside ganforge
-        plugin = "; a name registered outside ganforge needs its module imported first " \
-            "(on the command line: GANFORGE_PLUGINS)" if key[0] in REGISTERED and \
-            "is not known" in str(e) else ""
+        name = re.match(r"[\w.]+='([^']*)' is not known", str(e))
+        plugin = "" if key[0] not in REGISTERED or name is None else \
+            f"; {plugin_hint(text, key[0], name[1])}"
         raise ConfigError(f"{path}: {e}{plugin}") from None
 
 

@@ -52,6 +52,50 @@ def load_plugins() -> list[str]:
     return loaded
 
 
+def origins(cfg) -> str:
+    """Comment lines for a run's config.yaml: for each registered name the config uses that
+    code outside ganforge registered, where that code is, so that a later command without the
+    plugin can say which one to import (:func:`plugin_hint`). '' when there is none."""
+    from ganforge.data import DATASETS
+    from ganforge.losses import D_LOSSES, G_LOSSES, PENALTIES
+    from ganforge.models import MODELS
+
+    lines = []
+    for key, registry, name in (("data.name", DATASETS, cfg.data.name),
+                                ("model.arch", MODELS, cfg.model.arch),
+                                ("loss.discriminator", D_LOSSES, cfg.loss.discriminator),
+                                ("loss.generator", G_LOSSES, cfg.loss.generator),
+                                ("loss.penalty", PENALTIES, cfg.loss.penalty)):
+        if name not in registry:  # loss.penalty=none
+            continue
+        found = registry.get(name)
+        module = getattr(getattr(found, "build", found), "__module__", None) or ""  # a family
+        if module.split(".")[0] == "ganforge":
+            continue
+        file = getattr(sys.modules.get(module), "__file__", None)
+        if module == "__main__":  # a script: importing it again would run it
+            where = f"the script {file}" if file else "the interactive session"
+        elif "." not in module and file and not file.endswith("__init__.py"):  # one file
+            where = f"{ENV}={file}"
+        else:  # a module of a package
+            where = f"{ENV}={module}"
+        lines.append(f"# {key}={name} is registered by {where}\n")
+    return "".join(lines)
+
+
+def plugin_hint(text: str, key: str, name: str) -> str:
+    """What a run's config.yaml (``text``) says registered ``key=name``, as advice."""
+    found = re.search(rf"^# {re.escape(key)}={re.escape(name)} is registered by (.+)$", text,
+                      re.MULTILINE)
+    if found is None:
+        return ("a name registered outside ganforge needs its module imported first (on the "
+                f"command line: {ENV})")
+    where = found[1]
+    if where.startswith(f"{ENV}="):
+        return f"the run was trained with {where}: set it again"
+    return f"the run was trained with {key}={name} registered by {where}: import it first"
+
+
 def _load_entry_point(ep) -> None:
     where = f"plugin '{ep.name}' ({ep.value}, entry point of the group {GROUP})"
     if not re.fullmatch(r"[\w.]+(\s*:\s*[\w.]+)?(\s*\[.*\])?", ep.value.strip()):
@@ -138,14 +182,36 @@ def _run(where: str, fn, source: str):
         raise GanforgeError(f"{where} failed to load: {type(e).__name__}: {first}{at}") from None
 
 
-def _origin(e: BaseException, source: str) -> str:
-    """' (at FILE:LINE)' for the innermost frame of the plugin's own code: its file, or any file
-    that is not the import machinery's or this module's; '' when there is none."""
+def call(where: str, fn, *args, owner=None):
+    """``fn(*args)``. Where ``fn`` (or ``owner``, the module whose code it runs) is defined
+    outside ganforge, its failure becomes one GanforgeError that names ``where``, the exception
+    and the line of the plugin it came from, chained to the exception (so Python still shows
+    the whole traceback; the command line prints the one line). ganforge's own code is called
+    as it is: a failure there is a bug to see whole."""
+    module = getattr(fn if owner is None else owner, "__module__", None) or ""
+    if module.split(".")[0] == "ganforge":
+        return fn(*args)
+    try:
+        return fn(*args)
+    except GanforgeError:  # the plugin's own one-line error
+        raise
+    except Exception as e:
+        first = (str(e).splitlines() or [""])[0]
+        raise GanforgeError(f"{where} failed: {type(e).__name__}: {first}"
+                            f"{_origin(e, module, anywhere=False)}") from e
+
+
+def _origin(e: BaseException, source: str, anywhere: bool = True) -> str:
+    """' (at FILE:LINE)' for the innermost frame of the plugin's own code (``source``: its file
+    or module name), or with ``anywhere`` of any file that is not the import machinery's or
+    this module's; '' when there is none."""
     frames = traceback.extract_tb(e.__traceback__)
+    if source == "__main__":  # a script that registers names and calls ganforge itself
+        source = getattr(sys.modules.get(source), "__file__", None) or source
     stem = Path(source).stem.split(".")[0]
     skip = (str(Path(importlib.__file__).parent), str(Path(__file__)))
     own = [f for f in frames if not f.filename.startswith("<")
            and not f.filename.startswith(skip)]
     mine = [f for f in own if stem in Path(f.filename).parts or Path(f.filename).stem == stem]
-    last = (mine or own or [None])[-1]
+    last = (mine or (own if anywhere else []) or [None])[-1]
     return "" if last is None else f" (at {Path(last.filename).name}:{last.lineno})"

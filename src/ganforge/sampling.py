@@ -5,6 +5,7 @@ import torch
 from torch import Tensor, nn
 
 from ganforge.errors import whole
+from ganforge.plugins import call
 
 
 def sample_z(n: int, z_dim: int, dist: str, generator: torch.Generator | None = None,
@@ -72,13 +73,16 @@ def generate(g: nn.Module, z: Tensor, y: Tensor | None = None, batch: int = 500)
             raise ValueError(f"y must hold one integer label in 0..{k - 1} (or a float row of "
                              f"{k} label weights) for each of the {len(z)} rows of z")
         y = y if soft else y.long()
+    # a family registered outside ganforge may take only integer labels: say so in one line
+    where = f"G(z, y), y float label weights (N, {k})," if y is not None and soft else "G(z, y)"
     was_training = g.training
     g.eval()
     try:
         out = []
         for i in range(0, len(z), batch):
             yi = None if y is None else y[i: i + batch].to(param.device)
-            out.append(g(z[i: i + batch].to(param.device, param.dtype), yi).float().cpu())
+            out.append(call(where, g, z[i: i + batch].to(param.device, param.dtype), yi)
+                       .float().cpu())
     finally:
         g.train(was_training)
     return torch.cat(out)

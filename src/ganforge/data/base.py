@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ganforge.errors import DataError
+from ganforge.plugins import call
 from ganforge.registry import Registry
 
 
@@ -66,7 +67,8 @@ def load_data(cfg):
         raise TypeError(f"load_data needs a Config, e.g. ganforge.load_config('demo'), not "
                         f"{type(cfg).__name__}")
     validate(cfg)
-    data = DATASETS.get(cfg.data.name)(cfg)
+    data = call(f"data.name={cfg.data.name}: the dataset function", DATASETS.get(cfg.data.name),
+                cfg)
     _check_loaded(data, f"data.name={cfg.data.name}")
     if data.kind != "image":
         return data

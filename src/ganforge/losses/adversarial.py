@@ -8,9 +8,10 @@ which is half of the ``d_loss_real + d_loss_fake`` written in carpedm20's DCGAN 
 Adam is invariant to that constant factor. Useful identities on logits l:
 ``-log sigmoid(l) = softplus(-l)`` and ``-log(1 - sigmoid(l)) = softplus(l)``.
 
-To add an objective, write a function and decorate it with ``@D_LOSSES.register(name)`` or
-``@G_LOSSES.register(name)``; the training loop looks it up from ``loss.discriminator`` /
-``loss.generator``.
+To add an objective, write a function that returns one number (a float tensor of shape ()) and
+decorate it with ``@D_LOSSES.register(name)`` or ``@G_LOSSES.register(name)``; the training
+loop looks it up from ``loss.discriminator`` / ``loss.generator``, and ``train`` calls it once
+on D's logits for two samples before it writes the run folder.
 """
 from __future__ import annotations
 

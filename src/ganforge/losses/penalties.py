@@ -1,8 +1,8 @@
 """Gradient penalties on D, registered by name (``loss.penalty``), weighted by
 ``loss.penalty_weight`` and added to D's loss by the loop.
 
-Each is ``penalty(d, real, fake, y, generator) -> Tensor``; ``generator`` is the run's seeded
-noise generator, so penalised runs still resume exactly.
+Each is ``penalty(d, real, fake, y, generator) -> Tensor`` of shape (); ``generator`` is the
+run's seeded noise generator, so penalised runs still resume exactly.
 """
 from __future__ import annotations
 

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ganforge.errors import ConfigError
+from ganforge.plugins import call
 from ganforge.registry import Registry
 
 
@@ -49,7 +50,7 @@ def build_models(cfg) -> tuple[nn.Module, nn.Module]:
     it is wrapped in :class:`~ganforge.models.layers.Packed`."""
     from ganforge.models.layers import Packed
 
-    built = family(cfg).build(cfg)
+    built = call(f"model.arch={cfg.model.arch}: build(cfg)", family(cfg).build, cfg)
     if not (isinstance(built, (tuple, list)) and len(built) == 2
             and all(isinstance(m, nn.Module) for m in built)):
         got = f"({', '.join(type(m).__name__ for m in built)})" \
@@ -61,11 +62,12 @@ def build_models(cfg) -> tuple[nn.Module, nn.Module]:
 
 
 def check_outputs(g: nn.Module, d: nn.Module, cfg, data, device: torch.device) -> None:
-    """What the loop asks of G and D (the module docstring), checked before a run folder is
-    written: the attributes the settings use, and G and D once on 2 noise vectors (2 packs with
-    ``model.pack``), in eval mode and without gradients, so that no weight, batch-norm statistic
-    or random state changes. A family that does not fit is a one-line ConfigError, not a
-    traceback at the first picture or a loss broadcast over the wrong shape."""
+    """What the loop asks of G, D and the losses (the module docstring), checked before a run
+    folder is written: the attributes the settings use; G and D once on 2 noise vectors (2 packs
+    with ``model.pack``), in eval mode; then the losses, the penalty and G.info_loss once on
+    what they gave. No weight, batch-norm statistic or random state changes. A family or loss
+    that does not fit is a one-line error, not a traceback at the first step or picture (after
+    ``--overwrite`` had removed the old run) or a loss broadcast over the wrong shape."""
     from ganforge.losses import G_LOSSES
     from ganforge.models.layers import Packed
 
@@ -77,7 +79,8 @@ def check_outputs(g: nn.Module, d: nn.Module, cfg, data, device: torch.device) -
                           f"labels G takes{'' if k else ', 0 or absent for an unconditional G'})")
     if getattr(g, "z_dim", m.z_dim) != m.z_dim:
         raise ConfigError(f"{arch}: G.z_dim is {g.z_dim}, but model.z_dim={m.z_dim}")
-    needs = [("D", d.d if isinstance(d, Packed) else d, "features",  # Packed passes it on
+    inner = d.d if isinstance(d, Packed) else d  # Packed passes features on
+    needs = [("D", inner, "features",
               getattr(G_LOSSES.get(cfg.loss.generator), "uses_features", False),
               f"loss.generator={cfg.loss.generator}"),
              ("G", g, "info_loss", m.g_components > 1 and cfg.loss.info_weight > 0,
@@ -94,23 +97,72 @@ def check_outputs(g: nn.Module, d: nn.Module, cfg, data, device: torch.device) -
     y = torch.zeros(n, dtype=torch.long, device=device) if m.conditional else None
     modes = g.training, d.training
     g.eval(), d.eval()
-    try:
-        with torch.no_grad():
-            fake = g(z, y)
-            if not torch.is_tensor(fake) or tuple(fake.shape) != want:
-                got = tuple(fake.shape) if torch.is_tensor(fake) else type(fake).__name__
-                form = "(N, dimensions)" if data.kind == "toy" else \
-                    "(N, data.channels, data.image_size, data.image_size)"
-                raise ConfigError(f"{arch}: G gives {got} for {n} noise vectors; the data needs "
-                                  f"{want}, {form}")
-            logits = d(fake, y)
+    try:  # a plugin's penalty may draw from the global generator
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            with torch.no_grad():
+                fake = call(f"{arch}: G(z, y)", g, z, y)
+                if not torch.is_tensor(fake) or tuple(fake.shape) != want:
+                    got = tuple(fake.shape) if torch.is_tensor(fake) else type(fake).__name__
+                    form = "(N, dimensions)" if data.kind == "toy" else \
+                        "(N, data.channels, data.image_size, data.image_size)"
+                    raise ConfigError(f"{arch}: G gives {got} for {n} noise vectors; the data "
+                                      f"needs {want}, {form}")
+                logits = call(f"{arch}: D(x, y)", d, fake, y, owner=inner)
+                if not torch.is_tensor(logits) or tuple(logits.shape) != (n // pack,):
+                    got = tuple(logits.shape) if torch.is_tensor(logits) else \
+                        type(logits).__name__
+                    each = f"pack of model.pack={pack} samples" if pack > 1 else "sample"
+                    raise ConfigError(f"{arch}: D gives {got} for {n} samples; it must give one "
+                                      f"logit per {each}, shape {(n // pack,)}")
+                _check_losses(cfg, g, d, inner, z, fake, logits, y)
+            _check_penalty(cfg, d, fake, y, device)
     finally:
         g.train(modes[0]), d.train(modes[1])
-    if not torch.is_tensor(logits) or tuple(logits.shape) != (n // pack,):
-        got = tuple(logits.shape) if torch.is_tensor(logits) else type(logits).__name__
-        each = f"pack of model.pack={pack} samples" if pack > 1 else "sample"
-        raise ConfigError(f"{arch}: D gives {got} for {n} samples; it must give one logit per "
-                          f"{each}, shape {(n // pack,)}")
+
+
+def _one_number(out, what: str) -> None:
+    if not (torch.is_tensor(out) and out.numel() == 1 and out.is_floating_point()):
+        got = f"{tuple(out.shape)} {out.dtype}" if torch.is_tensor(out) else type(out).__name__
+        raise ConfigError(f"{what} gives {got}; it must give one number, a float tensor of shape "
+                          "() (e.g. a .mean() over the batch)")
+
+
+def _check_losses(cfg, g, d, inner, z, fake, logits, y) -> None:
+    """The configured D and G losses (and the mixture's Q term) once on the check's logits."""
+    from ganforge.losses import D_LOSSES, G_LOSSES
+
+    name = f"loss.discriminator={cfg.loss.discriminator}"
+    fn = D_LOSSES.get(cfg.loss.discriminator)
+    _one_number(call(f"{name}: d_loss(real_logits, fake_logits)", fn, logits, logits), name)
+    name, fn = f"loss.generator={cfg.loss.generator}", G_LOSSES.get(cfg.loss.generator)
+    if getattr(fn, "uses_features", False):  # as the loop does: D's layer before the logits
+        feats = call(f"model.arch={cfg.model.arch}: D.features(x, y)", d.features, fake, y,
+                     owner=inner)
+        if not (isinstance(feats, (list, tuple)) and len(feats) >= 2
+                and all(torch.is_tensor(f) for f in feats)):
+            raise ConfigError(f"model.arch={cfg.model.arch}: D.features(x, y) must give a list "
+                              "of each layer's output ending with the logits")
+        _one_number(call(f"{name}: g_loss(fake_features, real_features)", fn, feats[-2],
+                         feats[-2]), name)
+    else:
+        _one_number(call(f"{name}: g_loss(fake_logits)", fn, logits), name)
+    if cfg.model.g_components > 1 and cfg.loss.info_weight > 0:
+        what = f"model.arch={cfg.model.arch}: G.info_loss(z, x)"
+        _one_number(call(what, g.info_loss, z, fake), what)
+
+
+def _check_penalty(cfg, d, fake, y, device) -> None:
+    """``loss.penalty`` once, with gradients (a penalty differentiates D), on the check's
+    samples as both real and fake, drawing from a generator of its own."""
+    from ganforge.losses import PENALTIES
+
+    if cfg.loss.penalty == "none":
+        return
+    name = f"loss.penalty={cfg.loss.penalty}"
+    noise = torch.Generator(device=device).manual_seed(0)
+    out = call(f"{name}: penalty(d, real, fake, y, generator)", PENALTIES.get(cfg.loss.penalty),
+               d, fake, fake, y, noise)
+    _one_number(out, name)
 
 
 # Importing the modules registers the families.

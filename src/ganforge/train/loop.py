@@ -35,6 +35,7 @@ from ganforge.files import is_temporary, write_text
 from ganforge.losses import (D_LOSSES, DISTANCE_ESTIMATES, G_LOSSES, PENALTIES,
                              discriminator_stats)
 from ganforge.models import build_models, check_outputs
+from ganforge.plugins import origins
 from ganforge.sampling import sample_z
 from ganforge.train import dist
 from ganforge.train.checkpoint import (RUN_ENTRIES, DamagedCheckpoint, checkpoint_name,
@@ -501,7 +502,7 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
             unused = [c for c in changes if not c.startswith("train.steps ")]
             if not valid:  # the overrides mend a value edited by hand: keep them
                 if main:
-                    write_text(run_dir / "config.yaml", to_yaml(cfg))
+                    write_text(run_dir / "config.yaml", origins(cfg) + to_yaml(cfg))
                 log(f"config.yaml mended: {', '.join(changes)}")
             elif unused:
                 raise ConfigError(f"the run is already at step {start}, its train.steps: with "
@@ -545,7 +546,7 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
         else:
             _prepare_new_run(run_dir, overwrite)
             lock.hold(run_dir)  # the folder it made (or the empty one it found, held already)
-        write_text(run_dir / "config.yaml", to_yaml(cfg))
+        write_text(run_dir / "config.yaml", origins(cfg) + to_yaml(cfg))
         (run_dir / "samples").mkdir(exist_ok=True)
     log(f"data: {data.source}")
     log(f"run folder: {run_dir} (device {device}, steps {start} -> {t.steps})")
