@@ -61,6 +61,11 @@ class ModelConfig:
     g_components: int = 1  # MLP G: a mixture of K generators picked by z's first coordinate
     pack: int = 1  # PacGAN (Lin et al. 2018): D judges packs of this many samples; 1 = off
 
+    @property
+    def num_labels(self) -> int:
+        """The labels G and D take: num_classes for a conditional model, else 0."""
+        return self.num_classes if self.conditional else 0
+
 
 @dataclass
 class LossConfig:

@@ -235,9 +235,8 @@ def arithmetic(g: nn.Module, cfg, attribute: str, pool: int = 5000, edit: int = 
         raise GanforgeError(f"--attribute '{attribute}' is not known; choose one of: "
                             f"{', '.join(ATTRIBUTES)}")
     check_digit_run(cfg, "arithmetic")
-    conditional = cfg.model.conditional
     if attribute == "digit":
-        if conditional:
+        if cfg.model.conditional:
             raise GanforgeError("--attribute digit needs an unconditional run; a conditional "
                                 "run sets the digit with its label (use thickness or slant)")
         if len(digits) != 2 or digits[0] == digits[1] or not all(0 <= d <= 9 for d in digits):
@@ -249,7 +248,7 @@ def arithmetic(g: nn.Module, cfg, attribute: str, pool: int = 5000, edit: int = 
         raise GanforgeError(f"--quantile {quantile} must be in (0, 0.5]")
     if pool < 20 or edit < 1:
         raise GanforgeError(f"--pool {pool} must be at least 20 and --edit {edit} at least 1")
-    k = cfg.model.num_classes if conditional else 0
+    k = cfg.model.num_labels
     gen = torch.Generator().manual_seed(seed)
     z_pool = sample_z(pool, cfg.model.z_dim, cfg.model.z_dist, gen)
     z_new = sample_z(edit, cfg.model.z_dim, cfg.model.z_dist, gen)

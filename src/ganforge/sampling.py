@@ -29,7 +29,7 @@ def fixed_inputs(cfg, n: int = 100, seed: int | None = None,
         raise TypeError(f"fixed_inputs needs the run's Config (load_generator returns it), not "
                         f"{type(cfg).__name__}")
     n = whole("n", n, 1)
-    k = cfg.model.num_classes if cfg.model.conditional else 0
+    k = cfg.model.num_labels
     if label is not None:
         if not k:
             raise ValueError(f"label={label!r}: this model is unconditional and takes none")

@@ -5,7 +5,7 @@ commands ask of them is:
 
 - ``G(z, y=None) -> (B, C, H, W)`` in [-1, 1] (``(B, dimensions)`` for toy data), from ``z`` of
   shape ``(B, model.z_dim)``. ``G.num_classes`` is ``model.num_classes`` for a conditional model
-  (0 or absent otherwise); ``y`` then holds ``(B,)`` integer labels, or ``(B, K)`` float label
+  (0 or absent otherwise: ``cfg.model.num_labels`` gives either); ``y`` then holds ``(B,)`` integer labels, or ``(B, K)`` float label
   weights where ``ganforge interpolate`` walks between labels. ``G.z_dim``, where present, is
   what ``sample`` checks ``z`` against.
 - ``D(x, y=None) -> (B,)`` logits (B / m logits with ``model.pack`` m; ganforge wraps D in
@@ -72,7 +72,7 @@ def check_outputs(g: nn.Module, d: nn.Module, cfg, data, device: torch.device) -
     from ganforge.models.layers import Packed
 
     arch, m = f"model.arch={cfg.model.arch}", cfg.model
-    k = m.num_classes if m.conditional else 0
+    k = m.num_labels
     if (getattr(g, "num_classes", 0) or 0) != k:
         raise ConfigError(f"{arch}: G.num_classes is {getattr(g, 'num_classes', None)}; with "
                           f"model.conditional={str(m.conditional).lower()} it must be {k} (the "

@@ -103,7 +103,7 @@ def check(cfg) -> None:
 
 
 def build(cfg) -> tuple[nn.Module, nn.Module]:
-    k = cfg.model.num_classes if cfg.model.conditional else 0
+    k = cfg.model.num_labels
     g = DCGANGenerator(cfg.model.z_dim, cfg.data.channels, cfg.data.image_size,
                        cfg.model.g_width, k)
     d = DCGANDiscriminator(cfg.data.channels * cfg.model.pack, cfg.data.image_size,

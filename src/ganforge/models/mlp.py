@@ -110,7 +110,7 @@ class MLPDiscriminator(nn.Module):
 
 def _build(cfg, shape: tuple[int, ...], toy: bool) -> tuple[nn.Module, nn.Module]:
     m = cfg.model
-    k = m.num_classes if m.conditional else 0
+    k = m.num_labels
     g = MLPGenerator(m.z_dim, list(m.g_hidden), shape, k, toy=toy, components=m.g_components,
                      z_dist=m.z_dist)
     d = MLPDiscriminator((shape[0] * m.pack, *shape[1:]), list(m.d_hidden), k, toy=toy,
