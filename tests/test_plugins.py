@@ -81,6 +81,7 @@ def registries(monkeypatch):
     after the test."""
     for reg in (MODELS, G_LOSSES, D_LOSSES, DATASETS, PENALTIES):
         monkeypatch.setattr(reg, "_items", dict(reg._items))
+        monkeypatch.setattr(reg, "_modules", dict(reg._modules))
     monkeypatch.setattr(sys, "path", list(sys.path))
     before = set(sys.modules)
     monkeypatch.delenv("GANFORGE_PLUGINS", raising=False)
@@ -112,7 +113,7 @@ def test_a_plugin_file_serves_every_command(registries, tmp_path, capsys):
                   "loss.penalty": (PENALTIES, "plug-r0")}
     text = (run / "config.yaml").read_text()
     assert text.startswith("".join(
-        f"# {key}={name} is registered by GANFORGE_PLUGINS={plugin.resolve()}\n"
+        f"# {key}={name} is registered by the file {plugin.resolve()}\n"
         for key, (_, name) in registered.items()))  # in the order of the settings
     for old in (False, True):  # config.yaml says which plugin; a run from before did not
         if old:
@@ -123,9 +124,10 @@ def test_a_plugin_file_serves_every_command(registries, tmp_path, capsys):
             line = one_error_line(capsys)
             assert f"{key}='{name}' is not known; choose one of: " in line
             assert line.endswith(
-                "a name registered outside ganforge needs its module imported first (on the "
-                "command line: GANFORGE_PLUGINS)" if old else
-                f"the run was trained with GANFORGE_PLUGINS={plugin.resolve()}: set it again")
+                "a name registered outside ganforge needs a module that registers it imported "
+                "first (on the command line: GANFORGE_PLUGINS)" if old else
+                f"the run was trained with it registered by the file {plugin.resolve()}: import "
+                f"it first (on the command line: GANFORGE_PLUGINS={plugin.resolve()})")
             reg._items[name] = kept
     del MODELS._items["plug-mlp"]
     assert cli("train", "demo", "model.arch=plug-mlp", "--out", tmp_path / "r2") == 2
@@ -133,9 +135,11 @@ def test_a_plugin_file_serves_every_command(registries, tmp_path, capsys):
 
 
 def test_the_run_says_which_code_registered_its_names(registries, tmp_path, monkeypatch):
-    """config.yaml's comments: a .py file as the path GANFORGE_PLUGINS takes, a module of a
-    package by its name, a script by its path (importing it again would run it); none for
-    ganforge's own names."""
+    """config.yaml's comments name the module that registered each name (not that of a partial
+    it registered): a file by its path, quoted for a shell in the advice; a module of a package
+    by its name; a script by its path, which is not advice to import it (that would run it);
+    none for ganforge's own names."""
+    import functools
     import types
 
     from ganforge.config import load_config
@@ -145,23 +149,33 @@ def test_the_run_says_which_code_registered_its_names(registries, tmp_path, monk
     script = types.ModuleType("__main__")
     script.__file__ = str(tmp_path / "my_script.py")
     monkeypatch.setitem(sys.modules, "__main__", script)
+    spaced = tmp_path / "my plugins" / "plugspaced.py"
+    spaced.parent.mkdir()
+    spaced.write_text("import functools\nfrom ganforge.losses import G_LOSSES\n"
+                      "G_LOSSES.register('plug-partial')(functools.partial(lambda l, w: "
+                      "l.mean() * w, w=2.0))\n")
+    registries.setenv("GANFORGE_PLUGINS", str(spaced))
+    load_plugins()
     for module, name in (("plugpkg.losses", "plug-pkg"), ("__main__", "plug-main")):
-        fn = types.FunctionType(g_loss_code(), {}, name)
-        fn.__module__ = module
-        G_LOSSES.register(name)(fn)
-    text = origins(load_config("demo", ["loss.generator=plug-pkg"]))
-    assert text == "# loss.generator=plug-pkg is registered by GANFORGE_PLUGINS=plugpkg.losses\n"
-    assert plugin_hint(text, "loss.generator", "plug-pkg") == \
-        "the run was trained with GANFORGE_PLUGINS=plugpkg.losses: set it again"
-    text = origins(load_config("demo", ["loss.generator=plug-main"]))
-    assert text == f"# loss.generator=plug-main is registered by the script {script.__file__}\n"
-    assert plugin_hint(text, "loss.generator", "plug-main") == (
-        "the run was trained with loss.generator=plug-main registered by the script "
-        f"{script.__file__}: import it first")
+        exec(f"G_LOSSES.register('{name}')(functools.partial(lambda l: l.mean()))",
+             {"__name__": module, "G_LOSSES": G_LOSSES, "functools": functools})
 
+    def advice(name):
+        text = origins(load_config("demo", [f"loss.generator={name}"]))
+        return text, plugin_hint(text, "loss.generator", name)
 
-def g_loss_code():
-    return (lambda fake_logits: fake_logits.mean()).__code__
+    assert advice("plug-partial") == (
+        f"# loss.generator=plug-partial is registered by the file {spaced}\n",
+        f"the run was trained with it registered by the file {spaced}: import it first (on the "
+        f"command line: GANFORGE_PLUGINS='{spaced}')")
+    assert advice("plug-pkg") == (
+        "# loss.generator=plug-pkg is registered by the module plugpkg.losses\n",
+        "the run was trained with it registered by the module plugpkg.losses: import it first "
+        "(on the command line: GANFORGE_PLUGINS=plugpkg.losses)")
+    assert advice("plug-main") == (
+        f"# loss.generator=plug-main is registered by the script {script.__file__}\n",
+        f"a name registered outside ganforge (by the script {script.__file__}) needs a module "
+        "that registers it imported first (on the command line: GANFORGE_PLUGINS)")
 
 
 def test_a_module_on_the_path_and_an_entry_point(registries, tmp_path):
@@ -237,13 +251,13 @@ def test_a_plugin_that_fails_is_one_line(registries, tmp_path, capsys, monkeypat
 
 @pytest.mark.parametrize("old, new, words", [
     ("self.net(x).squeeze(1)", "self.net(x)",
-     "model.arch=plug-mlp: D gives (2, 1) for 2 samples; it must give one logit per sample, "
-     "shape (2,)"),
+     "model.arch=plug-mlp: D gives (16, 1) for 16 samples; it must give one logit per sample, "
+     "shape (16,)"),
     ("view(len(z), *self.shape)", "view(len(z), -1)",
-     "model.arch=plug-mlp: G gives (2, 784) for 2 noise vectors; the data needs (2, 1, 28, 28), "
-     "(N, data.channels, data.image_size, data.image_size)"),
+     "model.arch=plug-mlp: G gives (16, 784) for 16 noise vectors; the data needs (16, 1, 28, "
+     "28), (N, data.channels, data.image_size, data.image_size)"),
     ("view(len(z), *self.shape)", "view(len(z), *self.shape).unbind(0)",
-     "model.arch=plug-mlp: G gives tuple for 2 noise vectors"),
+     "model.arch=plug-mlp: G gives tuple for 16 noise vectors"),
 ])
 def test_a_family_whose_outputs_do_not_fit_the_data_stops_before_the_run(
         registries, tmp_path, capsys, old, new, words):
@@ -433,6 +447,29 @@ def per_sample_penalty(d, real, fake, y, generator):
 @DATASETS.register("plug-missing")
 def missing(cfg):
     return open("/nonexistent/plug-images.npy", "rb")
+
+
+MODELS.register("plug-check")(ModelFamily(build=lambda cfg: (G(cfg), D(cfg)),
+                                          check=lambda cfg: cfg.model.g_widht))
+
+
+class QuietG(G):
+    def forward(self, z, y=None):
+        raise ValueError("\\n")
+
+
+class HungryG(G):
+    def forward(self, z, y=None):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+
+MODELS.register("plug-quiet")(ModelFamily(build=lambda cfg: (QuietG(cfg), D(cfg))))
+MODELS.register("plug-hungry")(ModelFamily(build=lambda cfg: (HungryG(cfg), D(cfg))))
+
+
+@D_LOSSES.register("plug-groups")  # needs a batch of at least 4, as training gives it
+def d_groups(real_logits, fake_logits):
+    return (real_logits.view(-1, 4).mean(1) - fake_logits.view(-1, 4).mean(1)).pow(2).mean()
 '''
 
 
@@ -444,12 +481,18 @@ def missing(cfg):
      "'ModelConfig' object has no attribute 'width'", "D(cfg.model.width)"),
     (["loss.discriminator=plug-d-keyerror"], "loss.discriminator=plug-d-keyerror: d_loss("
      "real_logits, fake_logits) failed: KeyError: 'fake'", '["fake"]'),
-    (["loss.generator=plug-per-sample"], "loss.generator=plug-per-sample gives (2,) "
+    (["loss.generator=plug-per-sample"], "loss.generator=plug-per-sample gives (16,) "
      "torch.float32; it must give one number, a float tensor of shape ()", None),
-    (["loss.penalty=plug-per-sample"], "loss.penalty=plug-per-sample gives (2,) torch.float32",
+    (["loss.penalty=plug-per-sample"], "loss.penalty=plug-per-sample gives (16,) torch.float32",
      None),
     (["data.name=plug-missing"], "data.name=plug-missing: the dataset function failed: "
      "FileNotFoundError: [Errno 2] No such file or directory", "plug-images.npy"),
+    (["model.arch=plug-check"], "model.arch=plug-check: check(cfg) failed: AttributeError: "
+     "'ModelConfig' object has no attribute 'g_widht'", "cfg.model.g_widht"),
+    (["model.arch=plug-quiet"], "model.arch=plug-quiet: G(z, y) failed: ValueError (at ",
+     'raise ValueError("\\n")'),
+    (["model.arch=plug-hungry"], "not enough memory for this request (it asked for 20.00 GiB); "
+     "ask for less", None),
 ])
 def test_plugin_code_that_fails_stops_before_the_run_and_names_its_line(
         registries, tmp_path, capsys, settings, words, at):
@@ -504,11 +547,79 @@ def test_interpolate_names_a_conditional_g_that_takes_only_integer_labels(
     capsys.readouterr()
     assert cli("interpolate", run, "--out", tmp_path / "i.png") == 2
     line = one_error_line(capsys)
-    assert line.startswith("ganforge: error: G(z, y), y float label weights (N, 10), failed: ")
+    assert line.startswith("ganforge: error: G(z, y) with y of float label weights (N, 10) "
+                           "(interpolate walks between labels with these) failed: ")
     number = plugin.read_text().splitlines().index(
         "        return super().forward(z * self.embed(y))") + 1
     assert line.endswith(f"(at plugembed.py:{number})")
     assert not (tmp_path / "i.png").exists()
+
+
+def test_the_check_runs_at_the_batch_size_and_puts_back_what_plugin_code_changes(
+        registries, tmp_path):
+    """A loss that needs the step's batch (groups of 4) trains; a penalty that calls D itself
+    and backward() leaves D's buffers and gradients as they were, here a D that counts its
+    calls in a buffer."""
+    import torch
+
+    from ganforge.config import load_config
+    from ganforge.data import load_data
+    from ganforge.models import build_models, check_outputs
+
+    plugin = tmp_path / "plugfailing.py"
+    plugin.write_text(PLUGIN + FAILING + textwrap.dedent('''
+        class CountingD(D):
+            def __init__(self, cfg):
+                super().__init__(cfg)
+                self.register_buffer("calls", torch.zeros((), dtype=torch.long))
+
+            def forward(self, x, y=None):
+                self.calls += 1
+                return super().forward(x, y)
+
+
+        MODELS.register("plug-counting")(ModelFamily(build=lambda cfg: (G(cfg), CountingD(cfg))))
+
+
+        @PENALTIES.register("plug-backward")
+        def backward_penalty(d, real, fake, y, generator):
+            out = d(real, y).pow(2).mean()
+            out.backward(retain_graph=True)
+            return out
+        '''))
+    registries.setenv("GANFORGE_PLUGINS", str(plugin))
+    assert cli("train", "demo", *TINY, "model.arch=plug-mlp", "loss.discriminator=plug-groups",
+               "train.steps=2", "--out", tmp_path / "run") == 0
+    cfg = load_config("demo", [*TINY, "model.arch=plug-counting", "loss.penalty=plug-backward"])
+    g, d = build_models(cfg)
+    rng = torch.get_rng_state()
+    check_outputs(g, d, cfg, load_data(cfg), torch.device("cpu"), batch=16)
+    assert int(d.calls) == 0 and all(p.grad is None for p in d.parameters())
+    assert torch.equal(torch.get_rng_state(), rng) and d.training
+
+
+def test_the_line_named_is_in_the_plugin_file_even_when_its_name_is_common(
+        registries, tmp_path, capsys):
+    """A plugin called data.py that fails inside torch (torch/utils/data/...) is named at its
+    own line, not at torch's file of the same folder name."""
+    plugin = tmp_path / "data.py"
+    plugin.write_text(textwrap.dedent('''
+        import torch
+        from torch.utils.data import TensorDataset
+        from ganforge.data import DATASETS
+
+
+        @DATASETS.register("plug-tensors")
+        def tensors(cfg):
+            return TensorDataset(torch.zeros(3), torch.zeros(4))
+        '''))
+    registries.setenv("GANFORGE_PLUGINS", str(plugin))
+    assert cli("train", "demo", *TINY, "data.name=plug-tensors", "train.steps=2",
+               "--out", tmp_path / "run") == 2
+    line = one_error_line(capsys)
+    assert "the dataset function failed: AssertionError: Size mismatch" in line
+    assert line.endswith(" (at data.py:9)")
+    del sys.modules["data"]
 
 
 def test_plugin_failures_keep_their_traceback_in_python(registries, tmp_path):

@@ -14,7 +14,8 @@ import tempfile
 from pathlib import Path
 
 from ganforge import __version__
-from ganforge.errors import BAD_PATH, NO_SPACE, GanforgeError, bad_path, no_space
+from ganforge.errors import (BAD_PATH, NO_SPACE, GanforgeError, bad_path, no_space,
+                             out_of_memory)
 from ganforge.files import replacing, write_text
 
 EXAMPLES = """examples:
@@ -680,10 +681,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ganforge: error: {e}", file=sys.stderr)
         return 2
     except (MemoryError, RuntimeError) as e:  # torch's OutOfMemoryError is a RuntimeError
-        first = (str(e).splitlines() or [type(e).__name__])[0]
-        if not isinstance(e, MemoryError) and not any(
-                w in first for w in ("can't allocate memory", "out of memory")):
+        if not out_of_memory(e):
             raise
+        first = (str(e).splitlines() or [type(e).__name__])[0]
         m = re.search(r"[Tt]ried to allocate ([\d.]+) ?(\w+)", first)
         size = "" if m is None else f" (it asked for {float(m[1]) / 1e9:.1f} GB)" \
             if m[2] == "bytes" else f" (it asked for {m[1]} {m[2]})"

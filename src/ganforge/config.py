@@ -524,9 +524,11 @@ def validate(cfg: Config) -> None:
     from ganforge.data import is_toy
     from ganforge.data.toy import check_toy
 
+    from ganforge.plugins import call
+
     if is_toy(cfg.data.name):
         check_toy(cfg)
-    family(cfg).check(cfg)
+    call(f"model.arch={cfg.model.arch}: check(cfg)", family(cfg).check, cfg)
 
 
 def preset_description(name: str) -> str:

@@ -31,6 +31,13 @@ class TrainingDiverged(GanforgeError):
     """The losses or weights of a run stopped being finite numbers."""
 
 
+def out_of_memory(e: BaseException) -> bool:
+    """A MemoryError, or torch's out-of-memory error (a RuntimeError) on any device."""
+    first = (str(e).splitlines() or [""])[0]
+    return isinstance(e, MemoryError) or isinstance(e, RuntimeError) and any(
+        w in first for w in ("can't allocate memory", "out of memory"))
+
+
 def bad_path(e: OSError) -> str:
     """The one line for an OSError in BAD_PATH, naming its file; a symbolic link on the way that
     points nowhere (mkdir says "file exists", open "no such file") is named as what it is."""

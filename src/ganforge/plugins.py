@@ -19,12 +19,13 @@ import importlib
 import importlib.util
 import os
 import re
+import shlex
 import sys
 import traceback
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from ganforge.errors import GanforgeError
+from ganforge.errors import GanforgeError, out_of_memory
 
 ENV = "GANFORGE_PLUGINS"
 NO_AUTOLOAD = "GANFORGE_DISABLE_PLUGIN_AUTOLOAD"
@@ -54,8 +55,8 @@ def load_plugins() -> list[str]:
 
 def origins(cfg) -> str:
     """Comment lines for a run's config.yaml: for each registered name the config uses that
-    code outside ganforge registered, where that code is, so that a later command without the
-    plugin can say which one to import (:func:`plugin_hint`). '' when there is none."""
+    code outside ganforge registered, the module that registered it, so that a later command
+    without the plugin can name it (:func:`plugin_hint`). '' when there is none."""
     from ganforge.data import DATASETS
     from ganforge.losses import D_LOSSES, G_LOSSES, PENALTIES
     from ganforge.models import MODELS
@@ -66,34 +67,33 @@ def origins(cfg) -> str:
                                 ("loss.discriminator", D_LOSSES, cfg.loss.discriminator),
                                 ("loss.generator", G_LOSSES, cfg.loss.generator),
                                 ("loss.penalty", PENALTIES, cfg.loss.penalty)):
-        if name not in registry:  # loss.penalty=none
-            continue
-        found = registry.get(name)
-        module = getattr(getattr(found, "build", found), "__module__", None) or ""  # a family
+        module = registry.module(name) if name in registry else "ganforge"  # penalty=none
         if module.split(".")[0] == "ganforge":
             continue
         file = getattr(sys.modules.get(module), "__file__", None)
-        if module == "__main__":  # a script: importing it again would run it
-            where = f"the script {file}" if file else "the interactive session"
+        if module == "__main__":  # importing a script again would run it
+            where = f"the script {file}" if file else "an interactive session"
         elif "." not in module and file and not file.endswith("__init__.py"):  # one file
-            where = f"{ENV}={file}"
-        else:  # a module of a package
-            where = f"{ENV}={module}"
+            where = f"the file {file}"
+        else:
+            where = f"the module {module}"
         lines.append(f"# {key}={name} is registered by {where}\n")
     return "".join(lines)
 
 
 def plugin_hint(text: str, key: str, name: str) -> str:
-    """What a run's config.yaml (``text``) says registered ``key=name``, as advice."""
+    """Advice for a run whose config.yaml (``text``) names ``key=name``, unknown now: what
+    registered it, from the comment :func:`origins` wrote."""
     found = re.search(rf"^# {re.escape(key)}={re.escape(name)} is registered by (.+)$", text,
                       re.MULTILINE)
-    if found is None:
-        return ("a name registered outside ganforge needs its module imported first (on the "
-                f"command line: {ENV})")
-    where = found[1]
-    if where.startswith(f"{ENV}="):
-        return f"the run was trained with {where}: set it again"
-    return f"the run was trained with {key}={name} registered by {where}: import it first"
+    where = None if found is None else found[1]
+    if where is None or not where.startswith(("the file ", "the module ")):
+        by = "" if where is None else f" (by {where})"
+        return (f"a name registered outside ganforge{by} needs a module that registers it "
+                f"imported first (on the command line: {ENV})")
+    item = where.split(" ", 2)[2]
+    return (f"the run was trained with it registered by {where}: import it first (on the "
+            f"command line: {ENV}={shlex.quote(item)})")
 
 
 def _load_entry_point(ep) -> None:
@@ -173,13 +173,11 @@ def _run(where: str, fn, source: str):
         raise GanforgeError(f"{where} needs the module '{e.name}', which is not installed (or not "
                             "on PYTHONPATH)") from None
     except Exception as e:
-        first = (str(e).splitlines() or [""])[0]
         if isinstance(e, SyntaxError):  # where the plugin's text is wrong, not importlib's
-            first = e.msg
-            at = f" (at {Path(e.filename or '?').name}:{e.lineno})"
+            said, at = f"SyntaxError: {e.msg}", f" (at {Path(e.filename or '?').name}:{e.lineno})"
         else:
-            at = _origin(e, source)
-        raise GanforgeError(f"{where} failed to load: {type(e).__name__}: {first}{at}") from None
+            said, at = _said(e), _origin(e, source)
+        raise GanforgeError(f"{where} failed to load: {said}{at}") from None
 
 
 def call(where: str, fn, *args, owner=None):
@@ -187,7 +185,8 @@ def call(where: str, fn, *args, owner=None):
     outside ganforge, its failure becomes one GanforgeError that names ``where``, the exception
     and the line of the plugin it came from, chained to the exception (so Python still shows
     the whole traceback; the command line prints the one line). ganforge's own code is called
-    as it is: a failure there is a bug to see whole."""
+    as it is: a failure there is a bug to see whole. Running out of memory is not the plugin's
+    failure: it passes through, for the command line's advice."""
     module = getattr(fn if owner is None else owner, "__module__", None) or ""
     if module.split(".")[0] == "ganforge":
         return fn(*args)
@@ -196,22 +195,41 @@ def call(where: str, fn, *args, owner=None):
     except GanforgeError:  # the plugin's own one-line error
         raise
     except Exception as e:
-        first = (str(e).splitlines() or [""])[0]
-        raise GanforgeError(f"{where} failed: {type(e).__name__}: {first}"
+        if out_of_memory(e):
+            raise
+        raise GanforgeError(f"{where} failed: {_said(e)}"
                             f"{_origin(e, module, anywhere=False)}") from e
 
 
+def _said(e: BaseException) -> str:
+    """'Type: its first line of text', or 'Type' when it says nothing."""
+    first = next((line for line in str(e).splitlines() if line.strip()), "")
+    return f"{type(e).__name__}: {first.strip()}" if first else type(e).__name__
+
+
+def _home(source: str) -> tuple[Path, bool] | None:
+    """Where a plugin's code lies, from its path or module name: its file, or its package's
+    folder (True); None when it has no file."""
+    if source.endswith(".py") or os.sep in source or "/" in source:
+        return Path(source).expanduser().resolve(), False
+    top = source if source == "__main__" else source.split(".")[0]
+    file = getattr(sys.modules.get(top), "__file__", None) or _found_file(top)
+    if not file or not file.endswith(".py"):
+        return None
+    path = Path(file).resolve()
+    return (path.parent, True) if path.name == "__init__.py" else (path, False)
+
+
 def _origin(e: BaseException, source: str, anywhere: bool = True) -> str:
-    """' (at FILE:LINE)' for the innermost frame of the plugin's own code (``source``: its file
-    or module name), or with ``anywhere`` of any file that is not the import machinery's or
-    this module's; '' when there is none."""
-    frames = traceback.extract_tb(e.__traceback__)
-    if source == "__main__":  # a script that registers names and calls ganforge itself
-        source = getattr(sys.modules.get(source), "__file__", None) or source
-    stem = Path(source).stem.split(".")[0]
-    skip = (str(Path(importlib.__file__).parent), str(Path(__file__)))
-    own = [f for f in frames if not f.filename.startswith("<")
-           and not f.filename.startswith(skip)]
-    mine = [f for f in own if stem in Path(f.filename).parts or Path(f.filename).stem == stem]
-    last = (mine or (own if anywhere else []) or [None])[-1]
-    return "" if last is None else f" (at {Path(last.filename).name}:{last.lineno})"
+    """' (at FILE:LINE)' for the innermost frame in the plugin's own code (``source``: its path
+    or module name), or with ``anywhere``, where there is none, in any file that is not the
+    import machinery's or this module's; '' when there is none."""
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if not f.filename.startswith("<")]
+    home = _home(source)
+    mine = [] if home is None else [
+        f for f in frames if (Path(f.filename).resolve().is_relative_to(home[0]) if home[1]
+                              else Path(f.filename).resolve() == home[0])]
+    if not mine and anywhere:
+        skip = (str(Path(importlib.__file__).parent), str(Path(__file__)))
+        mine = [f for f in frames if not f.filename.startswith(skip)]
+    return f" (at {Path(mine[-1].filename).name}:{mine[-1].lineno})" if mine else ""

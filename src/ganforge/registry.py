@@ -1,6 +1,7 @@
 """A name -> object registry, filled by decorators so that variants need no central if-chain."""
 from __future__ import annotations
 
+import sys
 from typing import Callable, Generic, TypeVar
 
 from ganforge.errors import ConfigError
@@ -13,6 +14,8 @@ class Registry(Generic[T]):
         self.kind = kind
         self.reserved = reserved  # names the config gives another meaning ("none": no penalty)
         self._items: dict[str, T] = {}
+        self._modules: dict[str, str] = {}  # the module that registered each name
+
 
     def register(self, name: str) -> Callable[[T], T]:
         """``@REGISTRY.register("name")`` above the function or class; the name is what a config
@@ -29,8 +32,15 @@ class Registry(Generic[T]):
             if name in self._items:
                 raise ValueError(f"{self.kind} '{name}' is registered twice")
             self._items[name] = obj
+            # the code that called the decorator (a partial or a torch function registered
+            # as it is would name its own module): what a run folder names for a plugin
+            self._modules[name] = sys._getframe(1).f_globals.get("__name__", "")
             return obj
         return deco
+
+    def module(self, name: str) -> str:
+        """The module that registered ``name`` ('' when unknown)."""
+        return self._modules.get(name, "")
 
     def get(self, name: str) -> T:
         if name not in self._items:

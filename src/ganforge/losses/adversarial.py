@@ -11,7 +11,7 @@ Adam is invariant to that constant factor. Useful identities on logits l:
 To add an objective, write a function that returns one number (a float tensor of shape ()) and
 decorate it with ``@D_LOSSES.register(name)`` or ``@G_LOSSES.register(name)``; the training
 loop looks it up from ``loss.discriminator`` / ``loss.generator``, and ``train`` calls it once
-on D's logits for two samples before it writes the run folder.
+on D's logits for one batch before it writes the run folder.
 """
 from __future__ import annotations
 

@@ -5,9 +5,9 @@ commands ask of them is:
 
 - ``G(z, y=None) -> (B, C, H, W)`` in [-1, 1] (``(B, dimensions)`` for toy data), from ``z`` of
   shape ``(B, model.z_dim)``. ``G.num_classes`` is ``model.num_classes`` for a conditional model
-  (0 or absent otherwise: ``cfg.model.num_labels`` gives either); ``y`` then holds ``(B,)`` integer labels, or ``(B, K)`` float label
-  weights where ``ganforge interpolate`` walks between labels. ``G.z_dim``, where present, is
-  what ``sample`` checks ``z`` against.
+  (0 or absent otherwise: ``cfg.model.num_labels`` gives either); ``y`` then holds ``(B,)``
+  integer labels, or ``(B, K)`` float label weights where ``ganforge interpolate`` walks between
+  labels. ``G.z_dim``, where present, is what ``sample`` checks ``z`` against.
 - ``D(x, y=None) -> (B,)`` logits (B / m logits with ``model.pack`` m; ganforge wraps D in
   :class:`~ganforge.models.layers.Packed`, built for m times the input channels).
 - Only for the settings that use them: ``D.features(x, y)``, a list of each layer's output
@@ -16,6 +16,7 @@ commands ask of them is:
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable
 
@@ -61,13 +62,15 @@ def build_models(cfg) -> tuple[nn.Module, nn.Module]:
     return (g, Packed(d, cfg.model.pack)) if cfg.model.pack > 1 else (g, d)
 
 
-def check_outputs(g: nn.Module, d: nn.Module, cfg, data, device: torch.device) -> None:
+def check_outputs(g: nn.Module, d: nn.Module, cfg, data, device: torch.device,
+                  batch: int | None = None) -> None:
     """What the loop asks of G, D and the losses (the module docstring), checked before a run
-    folder is written: the attributes the settings use; G and D once on 2 noise vectors (2 packs
-    with ``model.pack``), in eval mode; then the losses, the penalty and G.info_loss once on
-    what they gave. No weight, batch-norm statistic or random state changes. A family or loss
-    that does not fit is a one-line error, not a traceback at the first step or picture (after
-    ``--overwrite`` had removed the old run) or a loss broadcast over the wrong shape."""
+    folder is written: the attributes the settings use; G and D once on ``batch`` noise vectors
+    (a step's per-process batch; 2 packs by default), in eval mode; then the losses, the penalty
+    and G.info_loss once on what they gave. Weights, buffers, gradients, train modes and random
+    states are as they were after it (state a plugin keeps in Python is its own). A family or
+    loss that does not fit is a one-line error, not a traceback at the first step or picture
+    (after ``--overwrite`` had removed the old run) or a loss broadcast over the wrong shape."""
     from ganforge.losses import G_LOSSES
     from ganforge.models.layers import Packed
 
@@ -90,34 +93,51 @@ def check_outputs(g: nn.Module, d: nn.Module, cfg, data, device: torch.device) -
             raise ConfigError(f"{arch}: {setting} needs {who}.{name}, which this family's "
                               f"{who} does not have")
     pack = m.pack
-    n = 2 * pack
+    n = batch or 2 * pack
     want = (n, data.dim) if data.kind == "toy" else \
         (n, cfg.data.channels, cfg.data.image_size, cfg.data.image_size)
     z = torch.zeros(n, m.z_dim, device=device)
     y = torch.zeros(n, dtype=torch.long, device=device) if m.conditional else None
-    modes = g.training, d.training
-    g.eval(), d.eval()
-    try:  # a plugin's penalty may draw from the global generator
+    with _kept((g, d), device):
+        g.eval(), d.eval()
+        with torch.no_grad():
+            fake = call(f"{arch}: G(z, y)", g, z, y)
+            if not torch.is_tensor(fake) or tuple(fake.shape) != want:
+                got = tuple(fake.shape) if torch.is_tensor(fake) else type(fake).__name__
+                form = "(N, dimensions)" if data.kind == "toy" else \
+                    "(N, data.channels, data.image_size, data.image_size)"
+                raise ConfigError(f"{arch}: G gives {got} for {n} noise vectors; the data "
+                                  f"needs {want}, {form}")
+            logits = call(f"{arch}: D(x, y)", d, fake, y, owner=inner)
+            if not torch.is_tensor(logits) or tuple(logits.shape) != (n // pack,):
+                got = tuple(logits.shape) if torch.is_tensor(logits) else type(logits).__name__
+                each = f"pack of model.pack={pack} samples" if pack > 1 else "sample"
+                raise ConfigError(f"{arch}: D gives {got} for {n} samples; it must give one "
+                                  f"logit per {each}, shape {(n // pack,)}")
+            _check_losses(cfg, g, d, inner, z, fake, logits, y)
+        _check_penalty(cfg, d, fake, y, device)
+
+
+@contextmanager
+def _kept(modules, device: torch.device):
+    """Run the block and put back what it may change: each module's train mode, buffers (in
+    place) and gradients, and torch's random states (CPU, and the device's)."""
+    saved = [(mod, mod.training, [(b, b.clone()) for b in mod.buffers()],
+              [(p, p.grad) for p in mod.parameters()]) for mod in modules]
+    mps = torch.mps.get_rng_state() if device.type == "mps" else None
+    try:
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            with torch.no_grad():
-                fake = call(f"{arch}: G(z, y)", g, z, y)
-                if not torch.is_tensor(fake) or tuple(fake.shape) != want:
-                    got = tuple(fake.shape) if torch.is_tensor(fake) else type(fake).__name__
-                    form = "(N, dimensions)" if data.kind == "toy" else \
-                        "(N, data.channels, data.image_size, data.image_size)"
-                    raise ConfigError(f"{arch}: G gives {got} for {n} noise vectors; the data "
-                                      f"needs {want}, {form}")
-                logits = call(f"{arch}: D(x, y)", d, fake, y, owner=inner)
-                if not torch.is_tensor(logits) or tuple(logits.shape) != (n // pack,):
-                    got = tuple(logits.shape) if torch.is_tensor(logits) else \
-                        type(logits).__name__
-                    each = f"pack of model.pack={pack} samples" if pack > 1 else "sample"
-                    raise ConfigError(f"{arch}: D gives {got} for {n} samples; it must give one "
-                                      f"logit per {each}, shape {(n // pack,)}")
-                _check_losses(cfg, g, d, inner, z, fake, logits, y)
-            _check_penalty(cfg, d, fake, y, device)
+            yield
     finally:
-        g.train(modes[0]), d.train(modes[1])
+        for mod, mode, buffers, grads in saved:
+            mod.train(mode)
+            with torch.no_grad():
+                for b, was in buffers:
+                    b.copy_(was)
+            for p, grad in grads:
+                p.grad = grad
+        if mps is not None:
+            torch.mps.set_rng_state(mps)
 
 
 def _one_number(out, what: str) -> None:

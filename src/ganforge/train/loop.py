@@ -467,7 +467,7 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
     amp_dtype, fmt = fast_path(t, device)
     graphed = use_cuda_graph(cfg, device)
     g, d = g.to(device, memory_format=fmt), d.to(device, memory_format=fmt)
-    check_outputs(g, d, cfg, data, device)
+    check_outputs(g, d, cfg, data, device, per_rank)
     opt_g = make_optimizer(cfg, g.parameters(), cfg.optim.lr_g, device, capturable=graphed)
     opt_d = make_optimizer(cfg, d.parameters(), cfg.optim.lr_d, device, capturable=graphed)
     # forward passes run under autocast and, optionally, compiled; every loss, penalty and
