@@ -1023,7 +1023,7 @@ def test_eval_every_on_rgb_images_without_inception_writes_nothing(tiny, tmp_pat
     line = one_error_line(capsys)
     assert line.startswith("ganforge: error: train.eval_every on 3-channel images measures in "
                            "InceptionV3's feature space (or set train.eval_every=0): cannot load")
-    assert line.endswith("with GANFORGE_INCEPTION_WEIGHTS=FILE (or ganforge eval "
+    assert line.endswith("with GANFORGE_INCEPTION_WEIGHTS=FILE (ganforge eval also takes "
                          "--inception-weights FILE)")
     assert not run.exists()
 

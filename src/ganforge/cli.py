@@ -35,6 +35,9 @@ environment:
                     models, losses, penalties or datasets of your own (README, Plugins)
   GANFORGE_DISABLE_PLUGIN_AUTOLOAD=1
                     skip the plugins that installed packages declare
+  GANFORGE_INCEPTION_WEIGHTS
+                    a local InceptionV3 weights file for FID, KID and IS (README, Evaluation)
+  GANFORGE_CACHE    where features of the real images are cached (default ~/.cache/ganforge)
 """
 
 
@@ -402,8 +405,8 @@ def _cmd_interpolate(args) -> int:
     save_interpolation(generate(g, z, y), args.steps, out)
     norms = z[: args.rows * args.steps].norm(dim=1).view(args.rows, args.steps)
     print(f"{'spherical' if args.spherical else 'straight'} paths: mean |z| {norms[:, 0].mean():.2f}"
-          f" at the start, {norms[:, -1].mean():.2f} at the end, lowest on the way "
-          f"{norms.min(1).values.mean():.2f}")
+          f" at the start, {norms[:, -1].mean():.2f} at the end, {norms.min(1).values.mean():.2f} "
+          "at each path's lowest")
     labels = (f"; rows {args.rows + 1}-{2 * args.rows} walk the label from digit r to r + 1 at "
               "a fixed z" if cfg.model.conditional else "")
     print(f"wrote {args.rows} rows of {args.steps} steps from z0 to z1{labels} to {out}")
@@ -555,13 +558,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"ganforge {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    sub.add_parser("presets", help="list the presets with a one-line description")
+    sub.add_parser("presets", help="list the presets with a one-line description",
+                   description="List the presets (one experiment of the seeds each) with a "
+                   "one-line description; `ganforge train PRESET` trains one.")
 
     t = sub.add_parser("train", help="train a preset or a YAML config",
                        description="ganforge train PRESET|FILE.yaml [key=value ...]")
     t.add_argument("args", nargs="*", metavar="PRESET|key=value",
                    help="a preset name or .yaml file, then dotted overrides such as train.steps=300")
-    t.add_argument("--out", help="run folder (default: runs/PRESET)")
+    t.add_argument("--out", help="run folder (default: runs/PRESET, or runs/NAME for a file "
+                   "NAME.yaml)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its newest checkpoint")
 

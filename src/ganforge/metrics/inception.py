@@ -54,8 +54,8 @@ def load_inception(weights: str | os.PathLike | None = None):
         where = f"'{path}'" if path else "the internet (offline?)"
         raise GanforgeError(f"cannot load InceptionV3 weights from {where}: "
                             f"{(str(e).splitlines() or [type(e).__name__])[0][:120]}; give a local "
-                            f"{WEIGHTS_FILE} with GANFORGE_INCEPTION_WEIGHTS=FILE (or ganforge "
-                            "eval --inception-weights FILE)") from None
+                            f"{WEIGHTS_FILE} with GANFORGE_INCEPTION_WEIGHTS=FILE (ganforge eval "
+                            "also takes --inception-weights FILE)") from None
 
 
 def extractor_id(weights: str | os.PathLike | None = None) -> str:
