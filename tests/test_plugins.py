@@ -251,13 +251,13 @@ def test_a_plugin_that_fails_is_one_line(registries, tmp_path, capsys, monkeypat
 
 @pytest.mark.parametrize("old, new, words", [
     ("self.net(x).squeeze(1)", "self.net(x)",
-     "model.arch=plug-mlp: D gives (16, 1) for 16 samples; it must give one logit per sample, "
-     "shape (16,)"),
+     "model.arch=plug-mlp: D gives (2, 1) for 2 samples; it must give one logit per sample, "
+     "shape (2,)"),
     ("view(len(z), *self.shape)", "view(len(z), -1)",
-     "model.arch=plug-mlp: G gives (16, 784) for 16 noise vectors; the data needs (16, 1, 28, "
-     "28), (N, data.channels, data.image_size, data.image_size)"),
+     "model.arch=plug-mlp: G gives (2, 784) for 2 noise vectors; the data needs (2, 1, 28, 28), "
+     "(N, data.channels, data.image_size, data.image_size)"),
     ("view(len(z), *self.shape)", "view(len(z), *self.shape).unbind(0)",
-     "model.arch=plug-mlp: G gives tuple for 16 noise vectors"),
+     "model.arch=plug-mlp: G gives tuple for 2 noise vectors"),
 ])
 def test_a_family_whose_outputs_do_not_fit_the_data_stops_before_the_run(
         registries, tmp_path, capsys, old, new, words):
@@ -547,8 +547,8 @@ def test_interpolate_names_a_conditional_g_that_takes_only_integer_labels(
     capsys.readouterr()
     assert cli("interpolate", run, "--out", tmp_path / "i.png") == 2
     line = one_error_line(capsys)
-    assert line.startswith("ganforge: error: G(z, y) with y of float label weights (N, 10) "
-                           "(interpolate walks between labels with these) failed: ")
+    assert line.startswith("ganforge: error: G(z, y) with y float label weights (N, 10), as "
+                           "interpolate gives it between labels, failed: ")
     number = plugin.read_text().splitlines().index(
         "        return super().forward(z * self.embed(y))") + 1
     assert line.endswith(f"(at plugembed.py:{number})")
@@ -568,14 +568,17 @@ def test_the_check_runs_at_the_batch_size_and_puts_back_what_plugin_code_changes
 
     plugin = tmp_path / "plugfailing.py"
     plugin.write_text(PLUGIN + FAILING + textwrap.dedent('''
-        class CountingD(D):
+        class CountingD(nn.Module):
             def __init__(self, cfg):
-                super().__init__(cfg)
+                super().__init__()
+                c, s = cfg.data.channels * cfg.model.pack, cfg.data.image_size
+                self.net = nn.Sequential(nn.Flatten(), nn.Linear(c * s * s, 1))
                 self.register_buffer("calls", torch.zeros((), dtype=torch.long))
 
             def forward(self, x, y=None):
-                self.calls += 1
-                return super().forward(x, y)
+                self.calls = self.calls + 1  # a new tensor in the buffer's place
+                self.register_buffer("seen", x[:1].clone())  # and one more buffer
+                return self.net(x).squeeze(1)
 
 
         MODELS.register("plug-counting")(ModelFamily(build=lambda cfg: (G(cfg), CountingD(cfg))))
@@ -590,12 +593,18 @@ def test_the_check_runs_at_the_batch_size_and_puts_back_what_plugin_code_changes
     registries.setenv("GANFORGE_PLUGINS", str(plugin))
     assert cli("train", "demo", *TINY, "model.arch=plug-mlp", "loss.discriminator=plug-groups",
                "train.steps=2", "--out", tmp_path / "run") == 0
-    cfg = load_config("demo", [*TINY, "model.arch=plug-counting", "loss.penalty=plug-backward"])
-    g, d = build_models(cfg)
-    rng = torch.get_rng_state()
-    check_outputs(g, d, cfg, load_data(cfg), torch.device("cpu"), batch=16)
-    assert int(d.calls) == 0 and all(p.grad is None for p in d.parameters())
-    assert torch.equal(torch.get_rng_state(), rng) and d.training
+    for pack in (1, 2):
+        cfg = load_config("demo", [*TINY, "model.arch=plug-counting",
+                                   "loss.penalty=plug-backward", f"model.pack={pack}"])
+        g, d = build_models(cfg)
+        before = dict(d.named_buffers())
+        rng = torch.get_rng_state()
+        check_outputs(g, d, cfg, load_data(cfg), torch.device("cpu"), batch=16)
+        after = dict(d.named_buffers())
+        assert after.keys() == before.keys() and all(after[k] is before[k] for k in after)
+        assert int(after[[k for k in after if k.endswith("calls")][0]]) == 0
+        assert all(p.grad is None for p in d.parameters()) and d.training
+        assert torch.equal(torch.get_rng_state(), rng)
 
 
 def test_the_line_named_is_in_the_plugin_file_even_when_its_name_is_common(
@@ -622,6 +631,62 @@ def test_the_line_named_is_in_the_plugin_file_even_when_its_name_is_common(
     del sys.modules["data"]
 
 
+def test_registration_through_a_helper_names_the_plugin(registries, tmp_path, capsys):
+    """A plugin that registers through a helper of its own (a sibling module, a partial) is
+    named in config.yaml and in the advice, and a failure is placed at the plugin's line; a
+    plugin in a namespace package (no __init__.py) too."""
+    (tmp_path / "plughelp.py").write_text(textwrap.dedent('''
+        from ganforge.losses import D_LOSSES
+
+        def d_loss(name):
+            def deco(fn):
+                D_LOSSES.register(name)(fn)
+                return fn
+            return deco
+        '''))
+    plugin = tmp_path / "plughelped.py"
+    plugin.write_text(textwrap.dedent('''
+        import functools
+        import torch.nn.functional as F
+        from ganforge.losses import G_LOSSES
+        from plughelp import d_loss
+
+
+        @d_loss("plug-helped")
+        def helped(real_logits, fake_logits):
+            return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+
+
+        def scaled(fake_logits, scale):
+            return {"scale": scale}["missing"]
+
+
+        G_LOSSES.register("plug-partial")(functools.partial(scaled, scale=2.0))
+        '''))
+    registries.setenv("GANFORGE_PLUGINS", str(plugin))
+    run = tmp_path / "run"
+    assert cli("train", "demo", *TINY, "loss.discriminator=plug-helped", "train.steps=2",
+               "--out", run) == 0
+    assert (run / "config.yaml").read_text().startswith(
+        f"# loss.discriminator=plug-helped is registered by the file {plugin.resolve()}\n")
+    capsys.readouterr()
+    assert cli("train", "demo", *TINY, "loss.generator=plug-partial", "train.steps=2",
+               "--out", tmp_path / "run2") == 2
+    line = one_error_line(capsys)
+    assert "g_loss(fake_logits) failed: KeyError: 'missing' (at plughelped.py:14)" in line
+
+    space = tmp_path / "plugspace"
+    space.mkdir()  # a namespace package: no __init__.py
+    (space / "losses.py").write_text("from ganforge.losses import D_LOSSES\n\n\n"
+                                     "@D_LOSSES.register('plug-ns')\ndef ns(r, f):\n"
+                                     "    raise ValueError('not here')\n")
+    registries.syspath_prepend(str(tmp_path))
+    registries.setenv("GANFORGE_PLUGINS", "plugspace.losses")
+    assert cli("train", "demo", *TINY, "loss.discriminator=plug-ns", "train.steps=2",
+               "--out", tmp_path / "run3") == 2
+    assert one_error_line(capsys).endswith("failed: ValueError: not here (at losses.py:6)")
+
+
 def test_plugin_failures_keep_their_traceback_in_python(registries, tmp_path):
     """In Python the one-line error is chained to what the plugin raised; ganforge's own code
     is not wrapped at all."""
@@ -637,7 +702,7 @@ def test_plugin_failures_keep_their_traceback_in_python(registries, tmp_path):
         build_models(load_config("demo", ["model.arch=plug-build"]))
     assert isinstance(e.value.__cause__, AttributeError)
     with pytest.raises(ZeroDivisionError):  # a bug of ganforge's own shows whole
-        call("x", lambda: 1 / 0, owner=GanforgeError)
+        call("x", lambda: 1 / 0, source="ganforge.theory")
     with pytest.raises(GanforgeError, match=r"^x failed: ZeroDivisionError: division by zero"):
         call("x", lambda: 1 / 0)  # this test's own module: outside ganforge
 

@@ -528,7 +528,8 @@ def validate(cfg: Config) -> None:
 
     if is_toy(cfg.data.name):
         check_toy(cfg)
-    call(f"model.arch={cfg.model.arch}: check(cfg)", family(cfg).check, cfg)
+    call(f"model.arch={cfg.model.arch}: check(cfg)", family(cfg).check, cfg,
+         source=MODELS.module(cfg.model.arch))
 
 
 def preset_description(name: str) -> str:

@@ -31,6 +31,18 @@ ENV = "GANFORGE_PLUGINS"
 NO_AUTOLOAD = "GANFORGE_DISABLE_PLUGIN_AUTOLOAD"
 GROUP = "ganforge.plugins"
 _called: set[tuple[str, str]] = set()  # entry-point functions run in this process, once each
+_loading: list[str] = []  # the plugin module being imported (or set up) now, if any
+
+
+def registering_module(depth: int = 2) -> str:
+    """The module to name for a registration made now: the module whose top-level code is
+    running, found outward from the caller ``depth`` frames up (through helpers that call
+    ``register``); while a plugin loads, that plugin, unless ganforge registers its own."""
+    frame = first = sys._getframe(depth)
+    while frame is not None and frame.f_code.co_name != "<module>":
+        frame = frame.f_back
+    found = (frame or first).f_globals.get("__name__", "")
+    return _loading[-1] if _loading and found.split(".")[0] != "ganforge" else found
 
 
 def load_plugins() -> list[str]:
@@ -101,10 +113,14 @@ def _load_entry_point(ep) -> None:
     if not re.fullmatch(r"[\w.]+(\s*:\s*[\w.]+)?(\s*\[.*\])?", ep.value.strip()):
         raise GanforgeError(f"{where}: its value is not of the form 'module' or "
                             "'module:function'")
-    obj = _run(where, ep.load, ep.module)
-    if callable(obj) and not isinstance(obj, type) and (ep.name, ep.value) not in _called:
-        _run(where, obj, ep.module)  # a module imports once; a function runs once too
-        _called.add((ep.name, ep.value))
+    _loading.append(ep.module)
+    try:
+        obj = _run(where, ep.load, ep.module)
+        if callable(obj) and not isinstance(obj, type) and (ep.name, ep.value) not in _called:
+            _run(where, obj, ep.module)  # a module imports once; a function runs once too
+            _called.add((ep.name, ep.value))
+    finally:
+        _loading.pop()
 
 
 def _import(item: str) -> None:
@@ -112,7 +128,11 @@ def _import(item: str) -> None:
     its folder on the Python path (after the rest), so that it can import the files beside it,
     as ``python file.py`` can; a name some other module has is refused."""
     if not item.endswith(".py") and os.sep not in item and "/" not in item:
-        importlib.import_module(item)
+        _loading.append(item)
+        try:
+            importlib.import_module(item)
+        finally:
+            _loading.pop()
         return
     path = Path(item).expanduser().resolve()
     if not path.is_file():
@@ -135,11 +155,14 @@ def _import(item: str) -> None:
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
+    _loading.append(name)
     try:
         spec.loader.exec_module(module)
     except BaseException:
         del sys.modules[name]
         raise
+    finally:
+        _loading.pop()
 
 
 def _file_of(module) -> Path | None:
@@ -180,14 +203,15 @@ def _run(where: str, fn, source: str):
         raise GanforgeError(f"{where} failed to load: {said}{at}") from None
 
 
-def call(where: str, fn, *args, owner=None):
-    """``fn(*args)``. Where ``fn`` (or ``owner``, the module whose code it runs) is defined
-    outside ganforge, its failure becomes one GanforgeError that names ``where``, the exception
-    and the line of the plugin it came from, chained to the exception (so Python still shows
-    the whole traceback; the command line prints the one line). ganforge's own code is called
-    as it is: a failure there is a bug to see whole. Running out of memory is not the plugin's
-    failure: it passes through, for the command line's advice."""
-    module = getattr(fn if owner is None else owner, "__module__", None) or ""
+def call(where: str, fn, *args, source: str | None = None):
+    """``fn(*args)``. Where the code comes from outside ganforge (``source``: the module that
+    registered it; ``fn``'s own module by default), its failure becomes one GanforgeError that
+    names ``where``, the exception and the line of that module it came from, chained to the
+    exception (so Python still shows the whole traceback; the command line prints the one
+    line). ganforge's own code is called as it is: a failure there is a bug to see whole.
+    Running out of memory is not the plugin's failure: it passes through, for the command
+    line's advice."""
+    module = source or getattr(fn, "__module__", None) or ""
     if module.split(".")[0] == "ganforge":
         return fn(*args)
     try:
@@ -213,7 +237,10 @@ def _home(source: str) -> tuple[Path, bool] | None:
     if source.endswith(".py") or os.sep in source or "/" in source:
         return Path(source).expanduser().resolve(), False
     top = source if source == "__main__" else source.split(".")[0]
-    file = getattr(sys.modules.get(top), "__file__", None) or _found_file(top)
+    module = sys.modules.get(top)
+    file = getattr(module, "__file__", None) or (None if module else _found_file(top))
+    if file is None and getattr(module, "__path__", None):  # a namespace package
+        return Path(list(module.__path__)[0]).resolve(), True
     if not file or not file.endswith(".py"):
         return None
     path = Path(file).resolve()

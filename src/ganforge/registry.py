@@ -1,10 +1,10 @@
 """A name -> object registry, filled by decorators so that variants need no central if-chain."""
 from __future__ import annotations
 
-import sys
 from typing import Callable, Generic, TypeVar
 
 from ganforge.errors import ConfigError
+from ganforge.plugins import registering_module
 
 T = TypeVar("T")
 
@@ -15,7 +15,6 @@ class Registry(Generic[T]):
         self.reserved = reserved  # names the config gives another meaning ("none": no penalty)
         self._items: dict[str, T] = {}
         self._modules: dict[str, str] = {}  # the module that registered each name
-
 
     def register(self, name: str) -> Callable[[T], T]:
         """``@REGISTRY.register("name")`` above the function or class; the name is what a config
@@ -32,9 +31,9 @@ class Registry(Generic[T]):
             if name in self._items:
                 raise ValueError(f"{self.kind} '{name}' is registered twice")
             self._items[name] = obj
-            # the code that called the decorator (a partial or a torch function registered
-            # as it is would name its own module): what a run folder names for a plugin
-            self._modules[name] = sys._getframe(1).f_globals.get("__name__", "")
+            # what a run folder names for a plugin: the module that registered it (a partial
+            # or a torch function registered as it is would name its own module)
+            self._modules[name] = registering_module()
             return obj
         return deco
 

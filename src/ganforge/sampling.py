@@ -74,8 +74,8 @@ def generate(g: nn.Module, z: Tensor, y: Tensor | None = None, batch: int = 500)
                              f"{k} label weights) for each of the {len(z)} rows of z")
         y = y if soft else y.long()
     # a family registered outside ganforge may take only integer labels: say so in one line
-    where = f"G(z, y) with y of float label weights (N, {k}) (interpolate walks between labels " \
-        "with these)" if y is not None and soft else "G(z, y)"
+    where = f"G(z, y) with y float label weights (N, {k}), as interpolate gives it between " \
+        "labels," if y is not None and soft else "G(z, y)"
     was_training = g.training
     g.eval()
     try:

@@ -68,7 +68,7 @@ def load_data(cfg):
                         f"{type(cfg).__name__}")
     validate(cfg)
     data = call(f"data.name={cfg.data.name}: the dataset function", DATASETS.get(cfg.data.name),
-                cfg)
+                cfg, source=DATASETS.module(cfg.data.name))
     _check_loaded(data, f"data.name={cfg.data.name}")
     if data.kind != "image":
         return data

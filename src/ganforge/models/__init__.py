@@ -51,7 +51,8 @@ def build_models(cfg) -> tuple[nn.Module, nn.Module]:
     it is wrapped in :class:`~ganforge.models.layers.Packed`."""
     from ganforge.models.layers import Packed
 
-    built = call(f"model.arch={cfg.model.arch}: build(cfg)", family(cfg).build, cfg)
+    built = call(f"model.arch={cfg.model.arch}: build(cfg)", family(cfg).build, cfg,
+                 source=MODELS.module(cfg.model.arch))
     if not (isinstance(built, (tuple, list)) and len(built) == 2
             and all(isinstance(m, nn.Module) for m in built)):
         got = f"({', '.join(type(m).__name__ for m in built)})" \
@@ -65,12 +66,13 @@ def build_models(cfg) -> tuple[nn.Module, nn.Module]:
 def check_outputs(g: nn.Module, d: nn.Module, cfg, data, device: torch.device,
                   batch: int | None = None) -> None:
     """What the loop asks of G, D and the losses (the module docstring), checked before a run
-    folder is written: the attributes the settings use; G and D once on ``batch`` noise vectors
-    (a step's per-process batch; 2 packs by default), in eval mode; then the losses, the penalty
-    and G.info_loss once on what they gave. Weights, buffers, gradients, train modes and random
-    states are as they were after it (state a plugin keeps in Python is its own). A family or
-    loss that does not fit is a one-line error, not a traceback at the first step or picture
-    (after ``--overwrite`` had removed the old run) or a loss broadcast over the wrong shape."""
+    folder is written: the attributes the settings use; G and D once on 2 noise vectors (2 packs
+    with ``model.pack``), in eval mode; then the losses, the penalty and G.info_loss once on
+    what they gave, repeated to ``batch`` samples (a step's per-process batch, which a loss may
+    need; 2 packs by default). Weights, buffers, gradients, train modes and random states are
+    as they were after it (state a plugin keeps in Python is its own). A family or loss that
+    does not fit is a one-line error, not a traceback at the first step or picture (after
+    ``--overwrite`` had removed the old run) or a loss broadcast over the wrong shape."""
     from ganforge.losses import G_LOSSES
     from ganforge.models.layers import Packed
 
@@ -93,49 +95,76 @@ def check_outputs(g: nn.Module, d: nn.Module, cfg, data, device: torch.device,
             raise ConfigError(f"{arch}: {setting} needs {who}.{name}, which this family's "
                               f"{who} does not have")
     pack = m.pack
-    n = batch or 2 * pack
+    n = 2 * pack
     want = (n, data.dim) if data.kind == "toy" else \
         (n, cfg.data.channels, cfg.data.image_size, cfg.data.image_size)
     z = torch.zeros(n, m.z_dim, device=device)
     y = torch.zeros(n, dtype=torch.long, device=device) if m.conditional else None
+    source = MODELS.module(cfg.model.arch)
     with _kept((g, d), device):
         g.eval(), d.eval()
         with torch.no_grad():
-            fake = call(f"{arch}: G(z, y)", g, z, y)
+            fake = call(f"{arch}: G(z, y)", g, z, y, source=source)
             if not torch.is_tensor(fake) or tuple(fake.shape) != want:
                 got = tuple(fake.shape) if torch.is_tensor(fake) else type(fake).__name__
                 form = "(N, dimensions)" if data.kind == "toy" else \
                     "(N, data.channels, data.image_size, data.image_size)"
                 raise ConfigError(f"{arch}: G gives {got} for {n} noise vectors; the data "
                                   f"needs {want}, {form}")
-            logits = call(f"{arch}: D(x, y)", d, fake, y, owner=inner)
+            logits = call(f"{arch}: D(x, y)", d, fake, y, source=source)
             if not torch.is_tensor(logits) or tuple(logits.shape) != (n // pack,):
                 got = tuple(logits.shape) if torch.is_tensor(logits) else type(logits).__name__
                 each = f"pack of model.pack={pack} samples" if pack > 1 else "sample"
                 raise ConfigError(f"{arch}: D gives {got} for {n} samples; it must give one "
                                   f"logit per {each}, shape {(n // pack,)}")
-            _check_losses(cfg, g, d, inner, z, fake, logits, y)
+            feats = None
+            if getattr(G_LOSSES.get(cfg.loss.generator), "uses_features", False):
+                feats = call(f"{arch}: D.features(x, y)", d.features, fake, y, source=source)
+                if not (isinstance(feats, (list, tuple)) and len(feats) >= 2
+                        and all(torch.is_tensor(f) for f in feats)):
+                    raise ConfigError(f"{arch}: D.features(x, y) must give a list of each "
+                                      "layer's output ending with the logits")
+                feats = feats[-2]  # as the loop uses them: D's layer before the logits
+            # a step's batch of each (all alike: the noise is zeros), for a loss that needs it
+            wide = batch or n
+            per_pack = torch.arange(wide // pack, device=device) % (n // pack)
+            each = torch.arange(wide, device=device) % n
+            z, fake, y = z[each], fake[each], None if y is None else y[each]
+            logits, feats = logits[per_pack], None if feats is None else feats[per_pack]
+            _check_losses(cfg, g, z, fake, logits, feats)
         _check_penalty(cfg, d, fake, y, device)
 
 
 @contextmanager
 def _kept(modules, device: torch.device):
-    """Run the block and put back what it may change: each module's train mode, buffers (in
-    place) and gradients, and torch's random states (CPU, and the device's)."""
-    saved = [(mod, mod.training, [(b, b.clone()) for b in mod.buffers()],
-              [(p, p.grad) for p in mod.parameters()]) for mod in modules]
+    """Run the block and put back what it may change: each module's train mode, gradients and
+    buffers (their values, and any a forward replaced, added or removed), and torch's random
+    states (CPU, and the device's)."""
+    from torch.nn.parameter import is_lazy
+
+    subs = [sub for mod in modules for sub in mod.modules()]
+    modes = [(sub, sub.training) for sub in subs]
+    buffers = [(sub, dict(sub._buffers), set(sub._non_persistent_buffers_set),
+                {k: b.clone() for k, b in sub._buffers.items()
+                 if b is not None and not is_lazy(b)}) for sub in subs]
+    grads = [(p, p.grad) for mod in modules for p in mod.parameters()]
     mps = torch.mps.get_rng_state() if device.type == "mps" else None
     try:
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             yield
     finally:
-        for mod, mode, buffers, grads in saved:
-            mod.train(mode)
-            with torch.no_grad():
-                for b, was in buffers:
-                    b.copy_(was)
-            for p, grad in grads:
-                p.grad = grad
+        for sub, mode in modes:
+            sub.training = mode
+        with torch.no_grad():
+            for sub, held, transient, values in buffers:
+                sub._buffers.clear()
+                sub._buffers.update(held)
+                sub._non_persistent_buffers_set.clear()
+                sub._non_persistent_buffers_set.update(transient)
+                for k, was in values.items():
+                    held[k].copy_(was)
+        for p, grad in grads:
+            p.grad = grad
         if mps is not None:
             torch.mps.set_rng_state(mps)
 
@@ -147,28 +176,26 @@ def _one_number(out, what: str) -> None:
                           "() (e.g. a .mean() over the batch)")
 
 
-def _check_losses(cfg, g, d, inner, z, fake, logits, y) -> None:
-    """The configured D and G losses (and the mixture's Q term) once on the check's logits."""
+def _check_losses(cfg, g, z, fake, logits, feats) -> None:
+    """The configured D and G losses (and the mixture's Q term) once on the check's logits
+    (D's features for feature matching)."""
     from ganforge.losses import D_LOSSES, G_LOSSES
 
-    name = f"loss.discriminator={cfg.loss.discriminator}"
-    fn = D_LOSSES.get(cfg.loss.discriminator)
-    _one_number(call(f"{name}: d_loss(real_logits, fake_logits)", fn, logits, logits), name)
-    name, fn = f"loss.generator={cfg.loss.generator}", G_LOSSES.get(cfg.loss.generator)
-    if getattr(fn, "uses_features", False):  # as the loop does: D's layer before the logits
-        feats = call(f"model.arch={cfg.model.arch}: D.features(x, y)", d.features, fake, y,
-                     owner=inner)
-        if not (isinstance(feats, (list, tuple)) and len(feats) >= 2
-                and all(torch.is_tensor(f) for f in feats)):
-            raise ConfigError(f"model.arch={cfg.model.arch}: D.features(x, y) must give a list "
-                              "of each layer's output ending with the logits")
-        _one_number(call(f"{name}: g_loss(fake_features, real_features)", fn, feats[-2],
-                         feats[-2]), name)
+    key = cfg.loss.discriminator
+    name = f"loss.discriminator={key}"
+    _one_number(call(f"{name}: d_loss(real_logits, fake_logits)", D_LOSSES.get(key), logits,
+                     logits, source=D_LOSSES.module(key)), name)
+    key = cfg.loss.generator
+    name, fn, source = f"loss.generator={key}", G_LOSSES.get(key), G_LOSSES.module(key)
+    if feats is not None:
+        _one_number(call(f"{name}: g_loss(fake_features, real_features)", fn, feats, feats,
+                         source=source), name)
     else:
-        _one_number(call(f"{name}: g_loss(fake_logits)", fn, logits), name)
+        _one_number(call(f"{name}: g_loss(fake_logits)", fn, logits, source=source), name)
     if cfg.model.g_components > 1 and cfg.loss.info_weight > 0:
         what = f"model.arch={cfg.model.arch}: G.info_loss(z, x)"
-        _one_number(call(what, g.info_loss, z, fake), what)
+        _one_number(call(what, g.info_loss, z, fake, source=MODELS.module(cfg.model.arch)),
+                    what)
 
 
 def _check_penalty(cfg, d, fake, y, device) -> None:
@@ -176,12 +203,13 @@ def _check_penalty(cfg, d, fake, y, device) -> None:
     samples as both real and fake, drawing from a generator of its own."""
     from ganforge.losses import PENALTIES
 
-    if cfg.loss.penalty == "none":
+    key = cfg.loss.penalty
+    if key == "none":
         return
-    name = f"loss.penalty={cfg.loss.penalty}"
+    name = f"loss.penalty={key}"
     noise = torch.Generator(device=device).manual_seed(0)
-    out = call(f"{name}: penalty(d, real, fake, y, generator)", PENALTIES.get(cfg.loss.penalty),
-               d, fake, fake, y, noise)
+    out = call(f"{name}: penalty(d, real, fake, y, generator)", PENALTIES.get(key), d, fake,
+               fake, y, noise, source=PENALTIES.module(key))
     _one_number(out, name)
 
 
