@@ -417,7 +417,26 @@ def _listed(overrides) -> list[str]:
 
 
 def to_yaml(cfg: Config) -> str:
-    return yaml.dump(dataclasses.asdict(cfg), Dumper=_Dumper, sort_keys=False)
+    """A run's config.yaml: the config, after a comment for each of its names that code outside
+    ganforge registered (:func:`ganforge.plugins.origins`)."""
+    from ganforge.plugins import origins
+
+    return origins(cfg) + yaml.dump(dataclasses.asdict(cfg), Dumper=_Dumper, sort_keys=False)
+
+
+def registries() -> dict:
+    """The registry behind each setting of ``REGISTERED``."""
+    from ganforge.data import DATASETS
+    from ganforge.losses import D_LOSSES, G_LOSSES, PENALTIES
+    from ganforge.models import MODELS
+
+    return dict(zip(REGISTERED, (DATASETS, MODELS, D_LOSSES, G_LOSSES, PENALTIES)))
+
+
+def setting(cfg: Config, key: str):
+    """The value of the dotted ``key`` ("model.arch") in ``cfg``."""
+    section, name = key.split(".", 1)
+    return getattr(getattr(cfg, section), name)
 
 
 # ----------------------------------------------------------------------------- validation
@@ -434,16 +453,12 @@ def _positive(key: str, value, minimum=1) -> None:
 
 def validate(cfg: Config) -> None:
     """Registry names and ranges. Raises ConfigError with a one-line message."""
-    from ganforge.data import DATASETS
-    from ganforge.losses import D_LOSSES, G_LOSSES, PENALTIES
     from ganforge.models import MODELS, family
+    from ganforge.plugins import call
 
-    _choice("data.name", cfg.data.name, DATASETS.names())
-    _choice("model.arch", cfg.model.arch, MODELS.names())
+    for key, registry in registries().items():  # loss.penalty's reserved "none" first
+        _choice(key, setting(cfg, key), [*registry.reserved, *registry.names()])
     _choice("model.z_dist", cfg.model.z_dist, Z_DISTS)
-    _choice("loss.discriminator", cfg.loss.discriminator, D_LOSSES.names())
-    _choice("loss.generator", cfg.loss.generator, G_LOSSES.names())
-    _choice("loss.penalty", cfg.loss.penalty, ["none"] + PENALTIES.names())
     _choice("optim.name", cfg.optim.name, OPTIMIZERS)
     _choice("optim.decay", cfg.optim.decay, DECAYS)
     _choice("train.precision", cfg.train.precision, PRECISIONS)
@@ -493,8 +508,7 @@ def validate(cfg: Config) -> None:
                 "train.d_steps", "train.g_steps", "train.log_every", "train.sample_every",
                 "train.checkpoint_every", "train.eval_samples", "model.minibatch_kernel_dim",
                 "model.pack", "model.g_components"):
-        section, name = key.split(".")
-        _positive(key, getattr(getattr(cfg, section), name))
+        _positive(key, setting(cfg, key))
     if not -2 ** 63 <= cfg.train.seed < 2 ** 63:  # torch's generators, with room for offsets
         raise ConfigError(f"train.seed={cfg.train.seed} is out of range; choose a whole number "
                           "from -2**63 to 2**63 - 1")
@@ -505,17 +519,16 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"train.batch_size={cfg.train.batch_size} must be a multiple of "
                           f"model.pack={cfg.model.pack} (D judges packs of that many samples)")
     for key in ("model.g_hidden", "model.d_hidden"):
-        sizes = getattr(cfg.model, key.split(".")[1])
+        sizes = setting(cfg, key)
         if any(n < 1 for n in sizes):
             raise ConfigError(f"{key}={sizes} is out of range; every layer needs >= 1 unit")
     for key, low in (("optim.lr_g", 0), ("optim.lr_d", 0), ("loss.penalty_weight", None)):
-        section, name = key.split(".")
-        value = getattr(getattr(cfg, section), name)
+        value = setting(cfg, key)
         if not math.isfinite(value) or (value <= low if low is not None else value < 0):
             raise ConfigError(f"{key}={value} is out of range; it must be a finite number "
                               f"{'> 0' if low is not None else '>= 0'}")
     for key in ("optim.beta1", "optim.beta2"):
-        value = getattr(cfg.optim, key.split(".")[1])
+        value = setting(cfg, key)
         if not 0 <= value < 1:
             raise ConfigError(f"{key}={value} is out of range; it must be in [0, 1)")
     dev = cfg.train.device
@@ -523,8 +536,6 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"train.device='{dev}' is not known; choose {DEVICES}")
     from ganforge.data import is_toy
     from ganforge.data.toy import check_toy
-
-    from ganforge.plugins import call
 
     if is_toy(cfg.data.name):
         check_toy(cfg)

@@ -69,16 +69,11 @@ def origins(cfg) -> str:
     """Comment lines for a run's config.yaml: for each registered name the config uses that
     code outside ganforge registered, the module that registered it, so that a later command
     without the plugin can name it (:func:`plugin_hint`). '' when there is none."""
-    from ganforge.data import DATASETS
-    from ganforge.losses import D_LOSSES, G_LOSSES, PENALTIES
-    from ganforge.models import MODELS
+    from ganforge.config import registries, setting
 
     lines = []
-    for key, registry, name in (("data.name", DATASETS, cfg.data.name),
-                                ("model.arch", MODELS, cfg.model.arch),
-                                ("loss.discriminator", D_LOSSES, cfg.loss.discriminator),
-                                ("loss.generator", G_LOSSES, cfg.loss.generator),
-                                ("loss.penalty", PENALTIES, cfg.loss.penalty)):
+    for key, registry in registries().items():
+        name = setting(cfg, key)
         module = registry.module(name) if name in registry else "ganforge"  # penalty=none
         if module.split(".")[0] == "ganforge":
             continue

@@ -63,6 +63,11 @@ def build_models(cfg) -> tuple[nn.Module, nn.Module]:
     return (g, Packed(d, cfg.model.pack)) if cfg.model.pack > 1 else (g, d)
 
 
+def uses_info(cfg) -> bool:
+    """Whether G's loss adds the mixture's Q term, ``G.info_loss`` (``model.g_components``)."""
+    return cfg.model.g_components > 1 and cfg.loss.info_weight > 0
+
+
 def check_outputs(g: nn.Module, d: nn.Module, cfg, data, device: torch.device,
                   batch: int | None = None) -> None:
     """What the loop asks of G, D and the losses (the module docstring), checked before a run
@@ -85,11 +90,10 @@ def check_outputs(g: nn.Module, d: nn.Module, cfg, data, device: torch.device,
     if getattr(g, "z_dim", m.z_dim) != m.z_dim:
         raise ConfigError(f"{arch}: G.z_dim is {g.z_dim}, but model.z_dim={m.z_dim}")
     inner = d.d if isinstance(d, Packed) else d  # Packed passes features on
-    needs = [("D", inner, "features",
-              getattr(G_LOSSES.get(cfg.loss.generator), "uses_features", False),
-              f"loss.generator={cfg.loss.generator}"),
-             ("G", g, "info_loss", m.g_components > 1 and cfg.loss.info_weight > 0,
-              f"model.g_components={m.g_components}")]
+    features = getattr(G_LOSSES.get(cfg.loss.generator), "uses_features", False)
+    info = uses_info(cfg)
+    needs = [("D", inner, "features", features, f"loss.generator={cfg.loss.generator}"),
+             ("G", g, "info_loss", info, f"model.g_components={m.g_components}")]
     for who, module, name, used, setting in needs:
         if used and not callable(getattr(module, name, None)):
             raise ConfigError(f"{arch}: {setting} needs {who}.{name}, which this family's "
@@ -118,7 +122,7 @@ def check_outputs(g: nn.Module, d: nn.Module, cfg, data, device: torch.device,
                 raise ConfigError(f"{arch}: D gives {got} for {n} samples; it must give one "
                                   f"logit per {each}, shape {(n // pack,)}")
             feats = None
-            if getattr(G_LOSSES.get(cfg.loss.generator), "uses_features", False):
+            if features:
                 feats = call(f"{arch}: D.features(x, y)", d.features, fake, y, source=source)
                 if not (isinstance(feats, (list, tuple)) and len(feats) >= 2
                         and all(torch.is_tensor(f) for f in feats)):
@@ -131,7 +135,7 @@ def check_outputs(g: nn.Module, d: nn.Module, cfg, data, device: torch.device,
             each = torch.arange(wide, device=device) % n
             z, fake, y = z[each], fake[each], None if y is None else y[each]
             logits, feats = logits[per_pack], None if feats is None else feats[per_pack]
-            _check_losses(cfg, g, z, fake, logits, feats)
+            _check_losses(cfg, g, z, fake, logits, feats, info)
         _check_penalty(cfg, d, fake, y, device)
 
 
@@ -176,7 +180,7 @@ def _one_number(out, what: str) -> None:
                           "() (e.g. a .mean() over the batch)")
 
 
-def _check_losses(cfg, g, z, fake, logits, feats) -> None:
+def _check_losses(cfg, g, z, fake, logits, feats, info: bool) -> None:
     """The configured D and G losses (and the mixture's Q term) once on the check's logits
     (D's features for feature matching)."""
     from ganforge.losses import D_LOSSES, G_LOSSES
@@ -192,7 +196,7 @@ def _check_losses(cfg, g, z, fake, logits, feats) -> None:
                          source=source), name)
     else:
         _one_number(call(f"{name}: g_loss(fake_logits)", fn, logits, source=source), name)
-    if cfg.model.g_components > 1 and cfg.loss.info_weight > 0:
+    if info:
         what = f"model.arch={cfg.model.arch}: G.info_loss(z, x)"
         _one_number(call(what, g.info_loss, z, fake, source=MODELS.module(cfg.model.arch)),
                     what)
@@ -216,4 +220,4 @@ def _check_penalty(cfg, d, fake, y, device) -> None:
 # Importing the modules registers the families.
 from ganforge.models import dcgan, mlp  # noqa: E402,F401
 
-__all__ = ["MODELS", "ModelFamily", "build_models", "check_outputs", "family"]
+__all__ = ["MODELS", "ModelFamily", "build_models", "check_outputs", "family", "uses_info"]

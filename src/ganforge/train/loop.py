@@ -34,8 +34,7 @@ from ganforge.errors import (NO_SPACE, CheckpointError, ConfigError, DataError,
 from ganforge.files import is_temporary, write_text
 from ganforge.losses import (D_LOSSES, DISTANCE_ESTIMATES, G_LOSSES, PENALTIES,
                              discriminator_stats)
-from ganforge.models import build_models, check_outputs
-from ganforge.plugins import origins
+from ganforge.models import build_models, check_outputs, uses_info
 from ganforge.sampling import sample_z
 from ganforge.train import dist
 from ganforge.train.checkpoint import (RUN_ENTRIES, DamagedCheckpoint, checkpoint_name,
@@ -478,7 +477,7 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
     d_loss_fn, g_loss_fn = D_LOSSES.get(cfg.loss.discriminator), G_LOSSES.get(cfg.loss.generator)
     penalty = None if cfg.loss.penalty == "none" else PENALTIES.get(cfg.loss.penalty)
     clip = cfg.optim.clip_d
-    info = cfg.model.g_components > 1 and cfg.loss.info_weight > 0
+    info = uses_info(cfg)
     ema = EMA(g, t.ema_decay, t.ema_start) if t.ema_decay else None
     g_ema = ema.model if ema is not None else None
     g_eval = g_ema if g_ema is not None else g  # what samples and evaluation see
@@ -502,7 +501,7 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
             unused = [c for c in changes if not c.startswith("train.steps ")]
             if not valid:  # the overrides mend a value edited by hand: keep them
                 if main:
-                    write_text(run_dir / "config.yaml", origins(cfg) + to_yaml(cfg))
+                    write_text(run_dir / "config.yaml", to_yaml(cfg))
                 log(f"config.yaml mended: {', '.join(changes)}")
             elif unused:
                 raise ConfigError(f"the run is already at step {start}, its train.steps: with "
@@ -546,7 +545,7 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, overwrite: bool, re
         else:
             _prepare_new_run(run_dir, overwrite)
             lock.hold(run_dir)  # the folder it made (or the empty one it found, held already)
-        write_text(run_dir / "config.yaml", origins(cfg) + to_yaml(cfg))
+        write_text(run_dir / "config.yaml", to_yaml(cfg))
         (run_dir / "samples").mkdir(exist_ok=True)
     log(f"data: {data.source}")
     log(f"run folder: {run_dir} (device {device}, steps {start} -> {t.steps})")
